@@ -1,0 +1,34 @@
+# devmesh build, run and test entry points. See README.md.
+GO        ?= go
+BIN       := bin/devmesh
+DATA_DIR  ?= .devmesh
+LISTEN    ?= 127.0.0.1:8080
+# Official Tailscale binaries for the interop tests, built from the same
+# tailscale.com version we pin.
+TS_VERSION := $(shell $(GO) list -m -f '{{.Version}}' tailscale.com)
+TOOLS_DIR  := $(CURDIR)/.tools
+TEST_FLAGS ?= -timeout 25m
+
+.PHONY: build run test lint tools clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/devmesh
+
+run: build
+	$(BIN) server --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+tools: $(TOOLS_DIR)/tailscaled $(TOOLS_DIR)/tailscale
+
+$(TOOLS_DIR)/tailscaled $(TOOLS_DIR)/tailscale:
+	GOBIN=$(TOOLS_DIR) $(GO) install tailscale.com/cmd/tailscaled@$(TS_VERSION) tailscale.com/cmd/tailscale@$(TS_VERSION)
+
+test: build tools lint
+	DEVMESH_TOOLS_DIR=$(TOOLS_DIR) DEVMESH_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) ./...
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf bin $(TOOLS_DIR)

@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Roles a user can have.
+const (
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// User is an account on the coordinator.
+type User struct {
+	ID           int64
+	Username     string
+	PasswordHash string
+	Role         string
+	CreatedAt    time.Time
+}
+
+// IsAdmin reports whether u has the admin role.
+func (u User) IsAdmin() bool { return u.Role == RoleAdmin }
+
+const userCols = `id, username, password_hash, role, created_at`
+
+func scanUser(row interface{ Scan(...any) error }) (User, error) {
+	var u User
+	var created int64
+	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	u.CreatedAt = fromMillis(created)
+	return u, err
+}
+
+// CreateUser inserts a user. ErrConflict if the username is taken.
+func (s *Store) CreateUser(ctx context.Context, username, passwordHash, role string) (User, error) {
+	now := nowMillis()
+	row := s.db.QueryRowContext(ctx, `INSERT INTO users (username, password_hash, role, created_at)
+		VALUES (?, ?, ?, ?) RETURNING `+userCols, username, passwordHash, role, now)
+	u, err := scanUser(row)
+	if isUniqueViolation(err) {
+		return User{}, fmt.Errorf("user %q: %w", username, ErrConflict)
+	}
+	return u, err
+}
+
+// CreateFirstUser inserts an admin only if there are no users yet, in one
+// transaction. It returns ErrConflict when the server is already set up.
+func (s *Store) CreateFirstUser(ctx context.Context, username, passwordHash string) (User, error) {
+	var u User
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return ErrConflict
+		}
+		var err error
+		u, err = scanUser(tx.QueryRowContext(ctx, `INSERT INTO users (username, password_hash, role, created_at)
+			VALUES (?, ?, ?, ?) RETURNING `+userCols, username, passwordHash, RoleAdmin, nowMillis()))
+		return err
+	})
+	return u, err
+}
+
+// CountUsers returns the number of users.
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n)
+	return n, err
+}
+
+// UserByName returns the user with that username.
+func (s *Store) UserByName(ctx context.Context, username string) (User, error) {
+	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE username = ?`, username))
+}
+
+// UserByID returns the user with that ID.
+func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
+	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+}
+
+// ListUsers returns all users ordered by ID.
+func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
