@@ -102,3 +102,39 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// CheckAuthKey returns the auth key with that secret hash if it can be
+// used now, or why not. It consumes nothing.
+func (s *Store) CheckAuthKey(ctx context.Context, hash string) (AuthKey, error) {
+	k, err := scanAuthKey(s.db.QueryRowContext(ctx, `SELECT `+authKeyCols+` FROM auth_keys WHERE secret_hash = ?`, hash))
+	if errors.Is(err, ErrNotFound) {
+		return AuthKey{}, ErrAuthKeyUnknown
+	}
+	if err != nil {
+		return AuthKey{}, err
+	}
+	return k, checkAuthKey(k, time.Now())
+}
+
+// ConsumeAuthKey validates the key and marks it used, atomically.
+func (s *Store) ConsumeAuthKey(ctx context.Context, hash string) (AuthKey, error) {
+	var k AuthKey
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		k, err = scanAuthKey(tx.QueryRowContext(ctx, `SELECT `+authKeyCols+` FROM auth_keys WHERE secret_hash = ?`, hash))
+		if errors.Is(err, ErrNotFound) {
+			return ErrAuthKeyUnknown
+		}
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		if err := checkAuthKey(k, now); err != nil {
+			return err
+		}
+		k.UsedAt = now
+		_, err = tx.ExecContext(ctx, `UPDATE auth_keys SET used_at = ? WHERE id = ?`, toMillis(now), k.ID)
+		return err
+	})
+	return k, err
+}

@@ -1,0 +1,183 @@
+package control
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// pendingLoginTTL bounds how long an AuthURL stays valid.
+const pendingLoginTTL = 10 * time.Minute
+
+// pendingAuth is a node waiting for its user to log in on the AuthURL.
+type pendingAuth struct {
+	id         string
+	machineKey key.MachinePublic
+	req        tailcfg.RegisterRequest
+	old        *Node // set for a key rotation
+	done       chan struct{}
+	resp       tailcfg.RegisterResponse // valid once done is closed
+	completed  bool
+	timer      *time.Timer
+}
+
+func (p *pendingAuth) cancel() { p.timer.Stop() }
+
+// startInteractive answers a register without credentials with an AuthURL.
+func (s *Server) startInteractive(mk key.MachinePublic, req *tailcfg.RegisterRequest, old *Node) tailcfg.RegisterResponse {
+	var b [16]byte
+	rand.Read(b[:])
+	p := &pendingAuth{id: hex.EncodeToString(b[:]), machineKey: mk, req: *req, old: old, done: make(chan struct{})}
+	s.pendingMu.Lock()
+	s.pending[p.id] = p
+	p.timer = time.AfterFunc(pendingLoginTTL, func() {
+		s.pendingMu.Lock()
+		delete(s.pending, p.id)
+		s.pendingMu.Unlock()
+	})
+	s.pendingMu.Unlock()
+	return tailcfg.RegisterResponse{AuthURL: strings.TrimRight(s.cfg.BaseURL, "/") + "/login/node/" + p.id}
+}
+
+// awaitInteractive blocks a Followup register until the user logged in on
+// the AuthURL or the request ends.
+func (s *Server) awaitInteractive(ctx context.Context, mk key.MachinePublic, req *tailcfg.RegisterRequest) (tailcfg.RegisterResponse, error) {
+	u, err := url.Parse(req.Followup)
+	if err != nil {
+		return refuse("malformed followup URL"), nil
+	}
+	id := strings.TrimPrefix(u.Path, "/login/node/")
+	s.pendingMu.Lock()
+	p := s.pending[id]
+	s.pendingMu.Unlock()
+	if p == nil {
+		return refuse("login link expired or unknown; run the login again"), nil
+	}
+	if p.machineKey != mk || p.req.NodeKey != req.NodeKey {
+		return refuse("login link belongs to another node"), nil
+	}
+	select {
+	case <-ctx.Done():
+		return tailcfg.RegisterResponse{}, ctx.Err()
+	case <-p.done:
+	}
+	s.pendingMu.Lock()
+	if s.pending[id] == p {
+		delete(s.pending, id)
+		p.cancel()
+	}
+	s.pendingMu.Unlock()
+	return p.resp, nil
+}
+
+var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>devmesh: add a device</title>
+<style>body{font-family:sans-serif;max-width:28em;margin:4em auto}label{display:block;margin:.6em 0}</style></head>
+<body><h1>Add a device to devmesh</h1>
+{{if .Done}}<p id="result">Device <b>{{.Host}}</b> is now connected as <b>{{.User}}</b>. You can close this page.</p>
+{{else}}<p>Log in to connect <b>{{.Host}}</b> to your tailnet.</p>
+{{if .Error}}<p id="error" style="color:#b00">{{.Error}}</p>{{end}}
+<form method="post">
+<label>Username <input name="username" autocomplete="username" required></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button type="submit">Connect device</button></form>{{end}}
+</body></html>`))
+
+type loginView struct {
+	Host, User, Error string
+	Done              bool
+}
+
+// serveLoginPage shows and handles the AuthURL page: the user logs in and
+// the waiting node is approved for that user.
+func (s *Server) serveLoginPage(w http.ResponseWriter, r *http.Request) {
+	s.pendingMu.Lock()
+	p := s.pending[r.PathValue("id")]
+	s.pendingMu.Unlock()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Cache-Control", "no-store")
+	if p == nil {
+		w.WriteHeader(http.StatusNotFound)
+		loginPage.Execute(w, loginView{Error: "This login link has expired or was already used. Run the login on the device again."})
+		return
+	}
+	view := loginView{Host: "this device"}
+	if p.req.Hostinfo != nil && p.req.Hostinfo.Hostname != "" {
+		view.Host = p.req.Hostinfo.Hostname
+	}
+	switch r.Method {
+	case http.MethodGet:
+		loginPage.Execute(w, view)
+		return
+	case http.MethodPost:
+	default:
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		view.Error = "malformed form"
+		loginPage.Execute(w, view)
+		return
+	}
+	user, err := s.cfg.CheckPassword(r.Context(), r, r.PostFormValue("username"), r.PostFormValue("password"))
+	if err != nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		view.Error = err.Error()
+		loginPage.Execute(w, view)
+		return
+	}
+	if status, msg := s.completeLogin(r.Context(), p, user.ID); msg != "" {
+		w.WriteHeader(status)
+		view.Error = msg
+		loginPage.Execute(w, view)
+		return
+	}
+	view.Done, view.User = true, user.Username
+	loginPage.Execute(w, view)
+}
+
+// completeLogin registers (or re-keys) the pending node for userID and
+// wakes its Followup request. It returns a status and message on failure.
+func (s *Server) completeLogin(ctx context.Context, p *pendingAuth, userID int64) (int, string) {
+	s.pendingMu.Lock()
+	if p.completed {
+		s.pendingMu.Unlock()
+		return http.StatusConflict, "This device was already approved."
+	}
+	p.completed = true
+	s.pendingMu.Unlock()
+	fail := func(status int, msg string) (int, string) {
+		s.pendingMu.Lock()
+		p.completed = false
+		s.pendingMu.Unlock()
+		return status, msg
+	}
+	var n *Node
+	var err error
+	if p.old != nil {
+		if p.old.Owner != userID || p.old.AgentID != 0 {
+			return fail(http.StatusForbidden, "This device belongs to another user.")
+		}
+		n, err = s.rotateKey(ctx, p.old, p.req.NodeKey)
+	} else {
+		n, err = s.createNode(ctx, p.machineKey, &p.req, "", userID)
+	}
+	if err != nil {
+		s.log.Error("approve node", "err", err)
+		return fail(http.StatusInternalServerError, "Could not register the device; see the coordinator's log.")
+	}
+	p.resp = s.authorizedResponse(n)
+	close(p.done)
+	return 0, ""
+}

@@ -1,0 +1,153 @@
+package control
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"time"
+
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+	"tailscale.com/util/zstdframe"
+)
+
+var keepAliveMsg = &tailcfg.MapResponse{KeepAlive: true}
+
+// serveMap answers POST /machine/map: a streaming long poll, a lite
+// update (OmitPeers, answered with an empty 200), or a one-shot map.
+func (s *Server) serveMap(w http.ResponseWriter, r *http.Request, mk key.MachinePublic) {
+	var req tailcfg.MapRequest
+	if err := decodeBody(r, &req); err != nil {
+		http.Error(w, "malformed map request", http.StatusBadRequest)
+		return
+	}
+	n := s.reg.NodeByKey(req.NodeKey)
+	if n == nil {
+		http.Error(w, "node not registered", http.StatusUnauthorized)
+		return
+	}
+	if n.MachineKey != mk {
+		http.Error(w, "node key is registered to another machine", http.StatusForbidden)
+		return
+	}
+	s.applyMapRequest(r.Context(), n, &req)
+	compress := req.Compress == "zstd"
+	if !req.Stream {
+		if req.OmitPeers {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		s.reg.mu.Lock()
+		resp := s.reg.ix.fullMap(s.reg.ix.node(n.ID), s.reg.env)
+		s.reg.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+		writeMapMsg(w, resp, compress)
+		return
+	}
+	s.streamMap(r.Context(), w, n.ID, compress)
+}
+
+func (s *Server) streamMap(ctx context.Context, w http.ResponseWriter, id tailcfg.NodeID, compress bool) {
+	st, first, err := s.reg.OpenStream(id)
+	if err != nil {
+		http.Error(w, "node not registered", http.StatusUnauthorized)
+		return
+	}
+	defer st.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	if err := writeMapMsg(w, first, compress); err != nil {
+		return
+	}
+	for {
+		keepAlive := s.cfg.KeepAlive
+		if keepAlive == 0 {
+			keepAlive = 50*time.Second + rand.N(8*time.Second)
+		}
+		resp, err := st.Next(ctx, keepAlive, s.cfg.BatchDelay)
+		if err != nil {
+			return
+		}
+		if resp == nil {
+			resp = keepAliveMsg
+		} else {
+			now := time.Now()
+			resp.ControlTime = &now
+		}
+		if err := writeMapMsg(w, resp, compress); err != nil {
+			return
+		}
+	}
+}
+
+// writeMapMsg writes one framed message: a little-endian uint32 length,
+// then the JSON, zstd-compressed when the client asked for it.
+func writeMapMsg(w http.ResponseWriter, msg *tailcfg.MapResponse, compress bool) error {
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	if compress {
+		b = zstdframe.AppendEncode(nil, b, zstdframe.FastestCompression)
+	}
+	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))
+	if _, err := w.Write(append(frame, b...)); err != nil {
+		return err
+	}
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return nil
+}
+
+// applyMapRequest records what the node reports about itself and tells
+// its peers: disco key, endpoints and home DERP as patches; a new
+// hostname or OS as a whole-node change.
+func (s *Server) applyMapRequest(ctx context.Context, n *Node, req *tailcfg.MapRequest) {
+	// A streaming request (capability >= 68) is not an update channel;
+	// its endpoints can be stale against a newer lite update, so take
+	// them only when we know none.
+	takeEndpoints := !req.Stream || len(n.Endpoints) == 0
+	var fields patchFields
+	upd := n.clone()
+	if !req.DiscoKey.IsZero() && req.DiscoKey != n.DiscoKey {
+		upd.DiscoKey = req.DiscoKey
+		fields |= patchDisco
+	}
+	if takeEndpoints && len(req.Endpoints) > 0 && !slices.Equal(req.Endpoints, n.Endpoints) {
+		upd.Endpoints = slices.Clone(req.Endpoints)
+		fields |= patchEndpoints
+	}
+	whole := false
+	if req.Hostinfo != nil && (takeEndpoints || n.Hostinfo == nil) {
+		if ni := req.Hostinfo.NetInfo; ni != nil && ni.PreferredDERP != 0 && ni.PreferredDERP != n.HomeDERP {
+			upd.HomeDERP = ni.PreferredDERP
+			fields |= patchDERP
+		}
+		whole = n.Hostinfo == nil || n.Hostinfo.Hostname != req.Hostinfo.Hostname || n.Hostinfo.OS != req.Hostinfo.OS
+		upd.Hostinfo = req.Hostinfo.Clone()
+		if req.Hostinfo.Hostname != "" {
+			upd.Hostname = req.Hostinfo.Hostname
+		}
+	}
+	capChanged := req.Version != 0 && req.Version != n.Cap
+	upd.Cap = req.Version
+	if fields == 0 && !whole && !capChanged && upd.Hostinfo == n.Hostinfo {
+		return
+	}
+	if whole || capChanged {
+		s.reg.Upsert(upd)
+	} else {
+		s.reg.Patch(n.ID, fields, func(m *Node) {
+			m.DiscoKey, m.Endpoints, m.HomeDERP, m.Hostinfo, m.Hostname, m.Cap = upd.DiscoKey, upd.Endpoints, upd.HomeDERP, upd.Hostinfo, upd.Hostname, upd.Cap
+		})
+	}
+	if cur := s.reg.Node(n.ID); cur != nil {
+		if err := s.cfg.Store.UpdateNodeState(ctx, nodeToStore(cur)); err != nil {
+			s.log.Warn("persist node state", "node", n.ID, "err", err)
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+
+	"golang.org/x/net/http2"
+	"tailscale.com/control/controlhttp/controlhttpserver"
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// maxBody bounds every request body read inside Noise.
+const maxBody = 1 << 20
+
+type machineKeyCtx struct{}
+
+// serveKey answers GET /key with the persistent Noise public key.
+func (s *Server) serveKey(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(&tailcfg.OverTLSPublicKeyResponse{PublicKey: s.cfg.MachineKey.Public()})
+}
+
+// serveNoiseUpgrade upgrades /ts2021 to a Noise connection and serves
+// HTTP/2 over it, with the client's machine key in each request context.
+func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		http.Error(w, "POST or GET required", http.StatusMethodNotAllowed)
+		return
+	}
+	conn, err := controlhttpserver.AcceptHTTP(r.Context(), w, r, s.cfg.MachineKey, nil)
+	if err != nil {
+		s.log.Debug("noise upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	defer conn.Close()
+	inner := http.NewServeMux()
+	inner.HandleFunc("POST /machine/register", s.withMachineKey(s.serveRegister))
+	inner.HandleFunc("POST /machine/map", s.withMachineKey(s.serveMap))
+	inner.HandleFunc("/machine/update-health", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, io.LimitReader(r.Body, maxBody))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	inner.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// Every route must write a status: an empty 200 reads as EOF to
+		// the client, which then retries forever.
+		http.Error(w, "not implemented by devmesh: "+r.URL.Path, http.StatusNotImplemented)
+	})
+	ctx := context.WithValue(r.Context(), machineKeyCtx{}, conn.Peer())
+	var h2 http2.Server
+	h2.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, BaseConfig: &http.Server{Handler: inner}})
+}
+
+func (s *Server) withMachineKey(h func(http.ResponseWriter, *http.Request, key.MachinePublic)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		mk, ok := r.Context().Value(machineKeyCtx{}).(key.MachinePublic)
+		if !ok || mk.IsZero() {
+			http.Error(w, "no machine key", http.StatusUnauthorized)
+			return
+		}
+		h(w, r, mk)
+	}
+}
+
+func decodeBody(r *http.Request, v any) error {
+	defer r.Body.Close()
+	return json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(v)
+}

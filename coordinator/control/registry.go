@@ -1,0 +1,212 @@
+package control
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// errReplaced ends a map stream that a newer stream of the same node took
+// over; errGone ends one whose node was deleted.
+var (
+	errReplaced = errors.New("map stream replaced by a newer one")
+	errGone     = errors.New("node deleted")
+)
+
+// Registry is the live state of the tailnet: the index of nodes plus a
+// session per node with an open map stream. It turns each change into
+// deltas and queues them on the affected sessions only. It does no I/O;
+// the callbacks report state that should be persisted.
+type Registry struct {
+	env             *mapEnv
+	offlineDebounce time.Duration
+	ephemeralAfter  time.Duration
+	// onOffline is called (without mu) when a node's last stream has
+	// been closed for offlineDebounce.
+	onOffline func(id tailcfg.NodeID, lastSeen time.Time)
+	// onEphemeralIdle is called (without mu) when an ephemeral node has
+	// had no stream for ephemeralAfter; it should delete the node.
+	onEphemeralIdle func(id tailcfg.NodeID)
+
+	mu       sync.Mutex // guards ix, sessions and everything inside a session
+	ix       *index
+	sessions map[tailcfg.NodeID]*session
+	closed   bool
+}
+
+// session is one node's delivery queue. Exactly one stream (the newest)
+// drains it, so all messages to a node are sent in order by one goroutine.
+type session struct {
+	pending      *delta        // merged changes not yet sent
+	wake         chan struct{} // cap 1: pending became non-empty
+	gen          uint64        // generation of the stream allowed to send
+	done         chan struct{} // closed when stream gen is replaced or the node is gone
+	goneErr      error
+	streams      int // open streams (a replaced one may linger briefly)
+	offlineTimer *time.Timer
+	ephTimer     *time.Timer
+}
+
+// RegistryOptions configures a Registry.
+type RegistryOptions struct {
+	Policy          Policy
+	DERPMap         *tailcfg.DERPMap
+	Domain          string
+	OfflineDebounce time.Duration // default 2s
+	EphemeralAfter  time.Duration // default 30s
+	OnOffline       func(id tailcfg.NodeID, lastSeen time.Time)
+	OnEphemeralIdle func(id tailcfg.NodeID)
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry(o RegistryOptions) *Registry {
+	if o.OfflineDebounce == 0 {
+		o.OfflineDebounce = 2 * time.Second
+	}
+	if o.EphemeralAfter == 0 {
+		o.EphemeralAfter = 30 * time.Second
+	}
+	nop := func(tailcfg.NodeID, time.Time) {}
+	if o.OnOffline == nil {
+		o.OnOffline = nop
+	}
+	if o.OnEphemeralIdle == nil {
+		o.OnEphemeralIdle = func(tailcfg.NodeID) {}
+	}
+	return &Registry{
+		env:             &mapEnv{derpMap: o.DERPMap, domain: o.Domain, now: time.Now},
+		offlineDebounce: o.OfflineDebounce,
+		ephemeralAfter:  o.EphemeralAfter,
+		onOffline:       o.OnOffline,
+		onEphemeralIdle: o.OnEphemeralIdle,
+		ix:              newIndex(o.Policy),
+		sessions:        map[tailcfg.NodeID]*session{},
+	}
+}
+
+// SetUser adds or updates a user; it must precede the user's nodes.
+func (r *Registry) SetUser(u User) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ix.setUser(u)
+}
+
+// Node returns the node with that ID, or nil. The result must not be
+// modified.
+func (r *Registry) Node(id tailcfg.NodeID) *Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ix.node(id)
+}
+
+// NodeByKey returns the node with that node key, or nil.
+func (r *Registry) NodeByKey(k key.NodePublic) *Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ix.nodeByKey(k)
+}
+
+// Nodes returns the nodes owned by owner (all nodes if owner is 0).
+func (r *Registry) Nodes(owner int64) []*Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*Node
+	for _, n := range r.ix.nodes {
+		if owner == 0 || n.Owner == owner {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Peers returns the nodes visible to the node with that ID.
+func (r *Registry) Peers(id tailcfg.NodeID) []*Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := r.ix.node(id); n != nil {
+		return r.ix.peers(n)
+	}
+	return nil
+}
+
+// Upsert adds or replaces a node (registration, owner change, rename).
+func (r *Registry) Upsert(n *Node) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old := r.ix.node(n.ID); old != nil {
+		n.Online = old.Online
+	}
+	r.dispatchLocked(r.ix.upsert(n))
+}
+
+// Remove deletes a node and ends its streams.
+func (r *Registry) Remove(id tailcfg.NodeID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dispatchLocked(r.ix.remove(id))
+	if s := r.sessions[id]; s != nil {
+		s.goneErr = errGone
+		close(s.done)
+		s.stopTimers()
+		delete(r.sessions, id)
+	}
+}
+
+// Patch changes fields of a node that do not affect who sees it and
+// tells its viewers with a PeersChangedPatch.
+func (r *Registry) Patch(id tailcfg.NodeID, fields patchFields, mutate func(*Node)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dispatchLocked(r.ix.patch(id, fields, mutate))
+}
+
+// dispatchLocked queues deltas on the sessions of the nodes they concern.
+// Nodes without a session get a full map when they connect.
+func (r *Registry) dispatchLocked(ds deltas) {
+	for id, d := range ds {
+		s := r.sessions[id]
+		if s == nil || s.gen == 0 {
+			continue
+		}
+		if s.pending == nil {
+			s.pending = &delta{}
+		}
+		s.pending.merge(d)
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *session) stopTimers() {
+	if s.offlineTimer != nil {
+		s.offlineTimer.Stop()
+		s.offlineTimer = nil
+	}
+	if s.ephTimer != nil {
+		s.ephTimer.Stop()
+		s.ephTimer = nil
+	}
+}
+
+// Close ends every stream.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.closed = true
+	for id, s := range r.sessions {
+		s.stopTimers()
+		if s.gen != 0 {
+			s.goneErr = errGone
+			close(s.done)
+		}
+		delete(r.sessions, id)
+	}
+}

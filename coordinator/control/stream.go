@@ -1,0 +1,163 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"tailscale.com/tailcfg"
+)
+
+// Stream is one open map long-poll of a node. Only the newest stream of a
+// node receives deltas; an older one ends with errReplaced.
+type Stream struct {
+	r    *Registry
+	id   tailcfg.NodeID
+	s    *session
+	gen  uint64
+	done chan struct{}
+}
+
+// OpenStream starts a map stream for the node and returns it with the
+// full first map. It marks the node online.
+func (r *Registry) OpenStream(id tailcfg.NodeID) (*Stream, *tailcfg.MapResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, nil, errGone
+	}
+	n := r.ix.node(id)
+	if n == nil {
+		return nil, nil, errGone
+	}
+	s := r.sessions[id]
+	if s == nil {
+		s = &session{wake: make(chan struct{}, 1)}
+		r.sessions[id] = s
+	}
+	if s.gen != 0 {
+		close(s.done) // tell the previous stream it was replaced
+	}
+	s.gen++
+	s.done = make(chan struct{})
+	s.goneErr = nil
+	s.pending = nil // the full map below supersedes anything queued
+	s.streams++
+	s.stopTimers()
+	if !n.Online {
+		r.dispatchLocked(r.ix.patch(id, patchOnline, func(n *Node) { n.Online = true }))
+		n = r.ix.node(id)
+	}
+	st := &Stream{r: r, id: id, s: s, gen: s.gen, done: s.done}
+	return st, r.ix.fullMap(n, r.env), nil
+}
+
+// Next blocks until there is a delta to send, then waits batch for more
+// changes to coalesce and returns the message. It returns nil, nil when
+// the keepalive interval passed with nothing to send.
+func (st *Stream) Next(ctx context.Context, keepAlive, batch time.Duration) (*tailcfg.MapResponse, error) {
+	t := time.NewTimer(keepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-st.done:
+			return nil, st.endErr()
+		case <-t.C:
+			return nil, nil
+		case <-st.s.wake:
+		}
+		if batch > 0 {
+			select {
+			case <-time.After(batch):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-st.done:
+				return nil, st.endErr()
+			}
+		}
+		if resp, err := st.take(); resp != nil || err != nil {
+			return resp, err
+		}
+	}
+}
+
+func (st *Stream) endErr() error {
+	st.r.mu.Lock()
+	defer st.r.mu.Unlock()
+	if st.s.goneErr != nil {
+		return st.s.goneErr
+	}
+	return errReplaced
+}
+
+// take builds the message for the pending delta, if this stream is still
+// the current one.
+func (st *Stream) take() (*tailcfg.MapResponse, error) {
+	r := st.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st.s.gen != st.gen {
+		return nil, errReplaced
+	}
+	n := r.ix.node(st.id)
+	if n == nil {
+		return nil, errGone
+	}
+	d := st.s.pending
+	st.s.pending = nil
+	if d == nil || d.empty() {
+		return nil, nil
+	}
+	return r.ix.deltaMap(n, d, r.env), nil
+}
+
+// Close ends the stream. When a node's last stream has been closed for
+// the offline debounce, it is marked offline; an ephemeral node is
+// deleted after the ephemeral timeout.
+func (st *Stream) Close() {
+	r := st.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := st.s
+	if r.sessions[st.id] != s {
+		return // node removed
+	}
+	s.streams--
+	if s.streams > 0 {
+		return
+	}
+	s.stopTimers()
+	s.offlineTimer = time.AfterFunc(r.offlineDebounce, func() { r.markOffline(st.id, s) })
+}
+
+func (r *Registry) markOffline(id tailcfg.NodeID, s *session) {
+	r.mu.Lock()
+	if r.sessions[id] != s || s.streams > 0 {
+		r.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	r.dispatchLocked(r.ix.patch(id, patchOnline|patchLastSeen, func(n *Node) {
+		n.Online = false
+		n.LastSeen = now
+	}))
+	n := r.ix.node(id)
+	if n != nil && n.Ephemeral {
+		s.ephTimer = time.AfterFunc(r.ephemeralAfter-r.offlineDebounce, func() {
+			r.mu.Lock()
+			idle := r.sessions[id] == s && s.streams == 0
+			r.mu.Unlock()
+			if idle {
+				r.onEphemeralIdle(id)
+			}
+		})
+	}
+	r.mu.Unlock()
+	r.onOffline(id, now)
+}
+
+// IsGone reports whether err means the node was deleted or the stream
+// superseded (as opposed to a network error).
+func IsGone(err error) bool { return errors.Is(err, errGone) || errors.Is(err, errReplaced) }
