@@ -1,0 +1,162 @@
+// Package node is devmesh's one wrapper around tsnet: it starts a tailnet
+// node against our coordinator (never a Tailscale-operated service), and
+// offers Dial, Listen, Ping (direct vs relayed), status and WhoIs. Every
+// tailscale.com quirk lives here.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"tailscale.com/client/local"
+	"tailscale.com/envknob"
+	"tailscale.com/ipn/ipnstate"
+	"tailscale.com/ipn/store/mem"
+	"tailscale.com/logtail"
+	"tailscale.com/tsnet"
+)
+
+// Options configures a node.
+type Options struct {
+	// ControlURL is the coordinator's URL. Required.
+	ControlURL string
+	// AuthKey registers the node on first start; a node with saved state
+	// in Dir reconnects without it.
+	AuthKey string
+	// Dir keeps the node's state (keys, profile) across restarts. Empty
+	// means in-memory state, which implies Ephemeral.
+	Dir string
+	// Ephemeral asks the coordinator to delete the node once it has been
+	// disconnected for a while.
+	Ephemeral bool
+	// Hostname presented to the coordinator (default: the OS hostname).
+	Hostname string
+	// Port is the UDP port for WireGuard (0: pick one).
+	Port uint16
+	// Logger receives tailscale's logs at debug level.
+	Logger *slog.Logger
+}
+
+// Node is a running tailnet node.
+type Node struct {
+	ts      *tsnet.Server
+	lc      *local.Client
+	tempDir string
+	once    sync.Once
+}
+
+var disableTelemetry = sync.OnceFunc(func() {
+	// Never upload logs or contact Tailscale's log service.
+	envknob.SetNoLogsNoSupport()
+	logtail.Disable()
+})
+
+// Start starts a node and waits until it is Running (it has an address
+// and a netmap from the coordinator) or ctx ends.
+func Start(ctx context.Context, opts Options) (*Node, error) {
+	if opts.ControlURL == "" {
+		return nil, errors.New("node: ControlURL is required")
+	}
+	disableTelemetry()
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{}
+	ts := &tsnet.Server{
+		ControlURL: strings.TrimRight(opts.ControlURL, "/"),
+		AuthKey:    opts.AuthKey,
+		Hostname:   opts.Hostname,
+		Ephemeral:  opts.Ephemeral,
+		Port:       opts.Port,
+		Dir:        opts.Dir,
+		Logf:       func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) },
+		UserLogf:   func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) },
+	}
+	if opts.Dir == "" {
+		dir, err := os.MkdirTemp("", "devmesh-node-")
+		if err != nil {
+			return nil, err
+		}
+		n.tempDir = dir
+		ts.Dir = dir
+		ts.Store = new(mem.Store)
+		ts.Ephemeral = true
+	} else if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("node state dir: %w", err)
+	}
+	n.ts = ts
+	if _, err := ts.Up(ctx); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("node did not come up: %w", err)
+	}
+	lc, err := ts.LocalClient()
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.lc = lc
+	return n, nil
+}
+
+// Addrs returns the node's tailnet IPv4 and IPv6 addresses.
+func (n *Node) Addrs() (v4, v6 netip.Addr) { return n.ts.TailscaleIPs() }
+
+// Dial connects to addr ("ip:port" or "name:port") over the tailnet. The
+// destination must be a peer in this node's netmap: Dial waits (until
+// ctx ends) for it to appear, and never falls back to the host network,
+// which tsnet would do for an address it does not know.
+func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	ap, err := n.resolvePeer(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return n.ts.Dial(ctx, network, ap.String())
+}
+
+// Listen listens on the node's tailnet addresses (addr is ":port").
+func (n *Node) Listen(network, addr string) (net.Listener, error) {
+	return n.ts.Listen(network, addr)
+}
+
+// ListenPacket listens for UDP on one of the node's tailnet addresses
+// (addr is "ip:port").
+func (n *Node) ListenPacket(network, addr string) (net.PacketConn, error) {
+	return n.ts.ListenPacket(network, addr)
+}
+
+// Status returns the node's view of itself and its peers.
+func (n *Node) Status(ctx context.Context) (*ipnstate.Status, error) {
+	return n.lc.Status(ctx)
+}
+
+// LocalClient exposes tailscale's local API client (WhoIs and more).
+func (n *Node) LocalClient() *local.Client { return n.lc }
+
+// Close shuts the node down. It is idempotent.
+func (n *Node) Close() error {
+	var err error
+	n.once.Do(func() {
+		if n.ts != nil {
+			done := make(chan error, 1)
+			go func() { done <- n.ts.Close() }()
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				err = errors.New("node close timed out")
+			}
+		}
+		if n.tempDir != "" {
+			os.RemoveAll(n.tempDir)
+		}
+	})
+	return err
+}

@@ -1,0 +1,71 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"tailscale.com/ipn/ipnstate"
+	"tailscale.com/net/tsaddr"
+)
+
+// ErrNoPeer is returned when a destination is not a peer in the netmap:
+// it does not exist, or this node may not reach it.
+var ErrNoPeer = errors.New("no such peer in this node's netmap (unknown, or not permitted)")
+
+// resolvePeer turns "host:port" into a peer's tailnet ip:port, waiting
+// for the peer to appear in the netmap until ctx ends.
+func (n *Node) resolvePeer(ctx context.Context, addr string) (netip.AddrPort, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bad port %q", portStr)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err == nil && !tsaddr.IsTailscaleIP(ip) {
+		return netip.AddrPort{}, fmt.Errorf("%v is not a tailnet address", ip)
+	}
+	for {
+		st, err := n.lc.Status(ctx)
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		if found, ok := findPeer(st, host, ip); ok {
+			return netip.AddrPortFrom(found, uint16(port)), nil
+		}
+		select {
+		case <-ctx.Done():
+			return netip.AddrPort{}, fmt.Errorf("%s: %w", host, ErrNoPeer)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// findPeer looks a peer up by address, MagicDNS name, or host name.
+func findPeer(st *ipnstate.Status, host string, ip netip.Addr) (netip.Addr, bool) {
+	name := strings.TrimSuffix(strings.ToLower(host), ".")
+	for _, p := range st.Peer {
+		for _, a := range p.TailscaleIPs {
+			if ip.IsValid() && a == ip {
+				return a, true
+			}
+		}
+		if ip.IsValid() || len(p.TailscaleIPs) == 0 {
+			continue
+		}
+		dns := strings.TrimSuffix(strings.ToLower(p.DNSName), ".")
+		first, _, _ := strings.Cut(dns, ".")
+		if name == dns || name == first || name == strings.ToLower(p.HostName) {
+			return p.TailscaleIPs[0], true
+		}
+	}
+	return netip.Addr{}, false
+}
