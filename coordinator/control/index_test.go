@@ -186,8 +186,10 @@ func TestChangeDeltas(t *testing.T) {
 			},
 		},
 		{
-			name:   "key rotation patches viewers and resends self",
-			change: func(ix *index) deltas { return ix.patch(4, patchKey|patchKeyExpiry, func(n *Node) { n.NodeKey = key.NewNode().Public() }) },
+			name: "key rotation patches viewers and resends self",
+			change: func(ix *index) deltas {
+				return ix.patch(4, patchKey|patchKeyExpiry, func(n *Node) { n.NodeKey = key.NewNode().Public() })
+			},
 			want: map[tailcfg.NodeID]summary{
 				5: {Patches: map[tailcfg.NodeID]patchFields{4: patchKey | patchKeyExpiry}},
 				4: {Self: true},
