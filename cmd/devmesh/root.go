@@ -22,6 +22,13 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 		newServerCmd(),
+		newLoginCmd(),
+		newLogoutCmd(),
+		newWhoamiCmd(),
+		newUsersCmd(),
+		newTokensCmd(),
+		newAuthKeysCmd(),
+		newNodesCmd(),
 	)
 	return root
 }

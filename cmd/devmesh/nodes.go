@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/devmesh/devmesh/coordinator/client"
+)
+
+func newNodesCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "nodes",
+		Short: "Manage your tailnet nodes (devices and workspace agents)",
+	}
+	cmd.AddCommand(newNodesListCmd(), newNodesDeleteCmd())
+	return cmd
+}
+
+func newNodesListCmd() *cobra.Command {
+	var (
+		output string
+		all    bool
+	)
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List your nodes",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			c, _, err := newAPIClient()
+			if err != nil {
+				return err
+			}
+			nodes, err := c.ListNodes(cmd.Context(), client.ListNodesOptions{All: all})
+			if err != nil {
+				return err
+			}
+			if output == outputJSON {
+				return writeJSONOutput(cmd.OutOrStdout(), nodes)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tADDRESSES\tOS\tSTATUS\tLAST SEEN\tKEY EXPIRES")
+			for _, n := range nodes {
+				status := "offline"
+				if n.Online {
+					status = "online"
+				}
+				if n.Ephemeral {
+					status += ", ephemeral"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Name, strings.Join(n.Addresses, ","),
+					orDash(n.OS), status, formatTime(n.LastSeen), formatTime(n.KeyExpiry))
+			}
+			return tw.Flush()
+		},
+	}
+	addOutputFlag(cmd, &output)
+	cmd.Flags().BoolVar(&all, "all", false, "list every user's nodes (admins)")
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newNodesDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete ID",
+		Aliases: []string{"rm"},
+		Short:   "Remove a node from the tailnet (it must log in again to rejoin)",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("invalid node ID %q: see `devmesh nodes list`", args[0])
+			}
+			c, _, err := newAPIClient()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteNode(cmd.Context(), id); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Deleted node %d.\n", id)
+			return err
+		},
+	}
+}
