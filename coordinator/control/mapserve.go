@@ -33,7 +33,9 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request, mk key.Machine
 		http.Error(w, "node key is registered to another machine", http.StatusForbidden)
 		return
 	}
-	s.applyMapRequest(r.Context(), n, &req)
+	if !req.ReadOnly {
+		s.applyMapRequest(r.Context(), n, &req)
+	}
 	compress := req.Compress == "zstd"
 	if !req.Stream {
 		if req.OmitPeers {
