@@ -1,6 +1,19 @@
 package coordinator
 
-import "net/http"
+import (
+	"net/http"
 
-// mountAPI mounts the REST API. (Wired to coordinator/api when it lands.)
-func (s *Server) mountAPI(mux *http.ServeMux) error { return nil }
+	"github.com/devmesh/devmesh/coordinator/api"
+)
+
+// mountAPI mounts the REST API at /api/v1/ and lets the interactive
+// login page check passwords through it (same KDF and rate limits).
+func (s *Server) mountAPI(mux *http.ServeMux) error {
+	a, err := api.New(api.Options{Store: s.store, Control: s.control, Logger: s.log.With("component", "api")})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/api/v1/", a.Handler())
+	s.passwordChecker = a.CheckPassword
+	return nil
+}
