@@ -1,0 +1,37 @@
+#!/bin/sh
+# Starts the workspace's agent in the background. Run by local-exec with
+# DIR (the workspace directory), INIT_SCRIPT (devmesh_agent.init_script)
+# and DEVMESH_AGENT_TOKEN in the environment. Output of this script is
+# hidden by terraform (the token makes the provisioner sensitive) unless
+# it fails; the agent's own output goes to $DIR/agent.log.
+set -eu
+mkdir -p "$DIR/home"
+pidfile=$DIR/agent.pid
+log=$DIR/agent.log
+
+# An agent left from an earlier start (say, a failed stop) goes first.
+if [ -f "$pidfile" ]; then
+	kill "$(cat "$pidfile")" 2>/dev/null || true
+	rm -f "$pidfile"
+fi
+
+printf '%s\n' "$INIT_SCRIPT" >"$DIR/init.sh"
+unset INIT_SCRIPT
+cd "$DIR/home"
+# A session of its own: the agent must outlive terraform and not get the
+# signals sent to terraform's process group.
+if command -v setsid >/dev/null 2>&1; then
+	setsid nohup sh "$DIR/init.sh" >>"$log" 2>&1 </dev/null &
+else
+	nohup sh "$DIR/init.sh" >>"$log" 2>&1 </dev/null &
+fi
+echo $! >"$pidfile"
+
+# Fail the build, with the agent's log, if it dies at once (for example
+# when devmesh cannot be found or downloaded).
+sleep 1
+if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+	echo "devmesh agent exited at once; last lines of $log:" >&2
+	tail -n 20 "$log" >&2
+	exit 1
+fi

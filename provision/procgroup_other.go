@@ -1,0 +1,5 @@
+//go:build !unix
+
+package provision
+
+func killProcessGroup(string) {}
