@@ -43,7 +43,7 @@ func TestLocalTemplate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v\nlog:\n%s", tr, err, logs.text())
 		}
-		t.Logf("%s build of the local template took %v", tr, time.Since(start))
+		t.Logf("%s build of the local template took %v (%s)", tr, time.Since(start), stageTimes(&logs))
 		state = res.State
 		return res
 	}
@@ -118,4 +118,25 @@ func readPIDFile(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return pid
+}
+
+// stageTimes says how long each stage of a build took, by its log lines.
+func stageTimes(logs *logRecorder) string {
+	var parts []string
+	var stage Stage
+	var first, last time.Time
+	flush := func() {
+		if stage != "" {
+			parts = append(parts, fmt.Sprintf("%s %v", stage, last.Sub(first).Round(time.Millisecond)))
+		}
+	}
+	for _, l := range logs.lines {
+		if l.Stage != stage {
+			flush()
+			stage, first = l.Stage, l.Time
+		}
+		last = l.Time
+	}
+	flush()
+	return strings.Join(parts, ", ")
 }
