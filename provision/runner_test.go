@@ -549,3 +549,36 @@ func TestProviderOffline(t *testing.T) {
 		t.Errorf("failing init took %v: is it trying the network?", d)
 	}
 }
+
+// TestBuildKillsStubbornTerraform: a terraform that ignores SIGINT is
+// killed once the grace period is over.
+func TestBuildKillsStubbornTerraform(t *testing.T) {
+	t.Parallel()
+	fake := filepath.Join(t.TempDir(), "terraform")
+	script := `#!/bin/sh
+if [ "$1" = version ]; then
+	echo '{"terraform_version":"1.11.4","platform":"linux_amd64","provider_selections":{},"terraform_outdated":false}'
+	exit 0
+fi
+trap '' INT
+exec sleep 30
+`
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Options{TerraformPath: fake, WorkRoot: t.TempDir(), DevmeshBinary: tfprovidertest.Binary(t), InterruptGrace: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = r.Build(ctx, BuildRequest{Archive: packFiles(t, map[string]string{"main.tf": "\n"}), Transition: TransitionStart})
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Build: %v, want context.DeadlineExceeded", err)
+	}
+	if took < 1400*time.Millisecond || took > 6*time.Second {
+		t.Errorf("Build returned after %v; want the deadline plus about the 1s grace", took)
+	}
+}
