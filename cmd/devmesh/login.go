@@ -45,6 +45,9 @@ admin, with the given username and password. URL defaults to $DEVMESH_URL.`,
 }
 
 func runLogin(cmd *cobra.Command, url string, o loginOptions) error {
+	if o.username == "" {
+		return errors.New("missing --username")
+	}
 	ctx := cmd.Context()
 	dir, err := cliconfig.Dir()
 	if err != nil {

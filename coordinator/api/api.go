@@ -29,6 +29,8 @@ type Control interface {
 	NodeName(*control.Node) string
 }
 
+var _ Control = (*control.Server)(nil)
+
 // Options configures the API.
 type Options struct {
 	Store   *store.Store
