@@ -29,6 +29,7 @@ func newRootCmd() *cobra.Command {
 		newTokensCmd(),
 		newAuthKeysCmd(),
 		newNodesCmd(),
+		newProviderCmd(),
 	)
 	return root
 }
