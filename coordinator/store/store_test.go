@@ -145,3 +145,45 @@ func TestSecretPersists(t *testing.T) {
 		t.Fatalf("got %q then %q", a, b)
 	}
 }
+
+func TestWorkspacesAndAgents(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	u, _ := s.CreateUser(ctx, "alice", "h", RoleMember)
+	w, err := s.CreateWorkspace(ctx, Workspace{UUID: "w1", OwnerID: u.ID, Name: "dev"})
+	if err != nil || !w.IsExternal() {
+		t.Fatalf("create: %+v %v", w, err)
+	}
+	if _, err := s.CreateWorkspace(ctx, Workspace{UUID: "w2", OwnerID: u.ID, Name: "dev"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	a, err := s.CreateAgent(ctx, Agent{UUID: "a1", WorkspaceID: w.ID, Name: "main", TokenHash: "th"})
+	if err != nil || a.Lifecycle != LifecycleCreated {
+		t.Fatalf("agent: %+v %v", a, err)
+	}
+	if got, err := s.AgentByTokenHash(ctx, "th"); err != nil || got.ID != a.ID {
+		t.Fatalf("by token: %+v %v", got, err)
+	}
+	if err := s.AppendAgentLogs(ctx, a.ID, []AgentLog{{Output: "one"}, {Output: "two", Stream: "stderr"}}); err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := s.ListAgentLogs(ctx, a.ID, 0, 10)
+	if len(logs) != 2 || logs[1].Stream != "stderr" {
+		t.Fatalf("logs: %+v", logs)
+	}
+	if more, _ := s.ListAgentLogs(ctx, a.ID, logs[0].ID, 10); len(more) != 1 || more[0].Output != "two" {
+		t.Fatalf("logs after: %+v", more)
+	}
+	if err := s.SetWorkspaceState(ctx, w.ID, []byte(`{"version":4}`)); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.WorkspaceState(ctx, w.ID); string(st) != `{"version":4}` {
+		t.Fatalf("state: %q", st)
+	}
+	if err := s.DeleteWorkspace(ctx, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AgentByTokenHash(ctx, "th"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("agent survived its workspace: %v", err)
+	}
+}

@@ -1,0 +1,106 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Agent connection states, derived from the agent's tailnet node.
+const (
+	AgentConnecting   = "connecting"   // never connected yet
+	AgentConnected    = "connected"    // its node has an open map stream
+	AgentDisconnected = "disconnected" // was connected; see LastSeen
+)
+
+// Workspace is a workspace as the API shows it to its owner.
+type Workspace struct {
+	ID        int64     `json:"id"`
+	UUID      string    `json:"uuid"`
+	Name      string    `json:"name"`
+	Owner     string    `json:"owner"`
+	Template  string    `json:"template,omitempty"` // empty for an external workspace
+	CreatedAt time.Time `json:"created_at"`
+	Agents    []Agent   `json:"agents"`
+}
+
+// Agent is a workspace agent: how to reach it and how it is doing.
+type Agent struct {
+	ID        int64  `json:"id"`
+	Name      string `json:"name"`
+	Status    string `json:"status"`    // AgentConnecting, AgentConnected, AgentDisconnected
+	Lifecycle string `json:"lifecycle"` // created, starting, ready, start_error, shutting_down, off
+	// Addresses are the agent node's tailnet addresses (empty until it
+	// first joined).
+	Addresses []string  `json:"addresses"`
+	LastSeen  time.Time `json:"last_seen,omitzero"`
+	Version   string    `json:"version,omitempty"`
+	OS        string    `json:"os,omitempty"`
+	Arch      string    `json:"arch,omitempty"`
+	Dir       string    `json:"dir,omitempty"`
+	// SSHHostKey is the agent's SSH host public key in authorized_keys
+	// format, published by the agent; clients verify against it.
+	SSHHostKey  string `json:"ssh_host_key,omitempty"`
+	Connections int64  `json:"connections"`
+	RxBytes     int64  `json:"rx_bytes"`
+	TxBytes     int64  `json:"tx_bytes"`
+}
+
+// CreateWorkspaceRequest creates a workspace: External for a
+// bring-your-own-machine workspace with one agent, else from Template.
+type CreateWorkspaceRequest struct {
+	Name      string            `json:"name"`
+	External  bool              `json:"external,omitempty"`
+	Template  string            `json:"template,omitempty"`
+	Variables map[string]string `json:"variables,omitempty"`
+}
+
+// CreatedWorkspace is the new workspace. AgentToken is set, once, for an
+// external workspace: the secret its agent runs with.
+type CreatedWorkspace struct {
+	Workspace  Workspace `json:"workspace"`
+	AgentToken string    `json:"agent_token,omitempty"`
+}
+
+// AgentLog is one line of an agent's output (its startup script).
+type AgentLog struct {
+	ID        int64     `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+	Stream    string    `json:"stream"`
+	Output    string    `json:"output"`
+}
+
+// CreateWorkspace creates a workspace (POST /workspaces).
+func (c *Client) CreateWorkspace(ctx context.Context, req CreateWorkspaceRequest) (CreatedWorkspace, error) {
+	var out CreatedWorkspace
+	return out, c.do(ctx, http.MethodPost, "workspaces", req, &out)
+}
+
+// ListWorkspaces lists the caller's workspaces (GET /workspaces).
+func (c *Client) ListWorkspaces(ctx context.Context) ([]Workspace, error) {
+	var out []Workspace
+	return out, c.do(ctx, http.MethodGet, "workspaces", nil, &out)
+}
+
+// Workspace returns the caller's workspace called name, with its agents
+// (GET /workspaces/{name}). A workspace of another user is not found.
+func (c *Client) Workspace(ctx context.Context, name string) (Workspace, error) {
+	var out Workspace
+	return out, c.do(ctx, http.MethodGet, "workspaces/"+url.PathEscape(name), nil, &out)
+}
+
+// DeleteWorkspace deletes the caller's workspace called name
+// (DELETE /workspaces/{name}).
+func (c *Client) DeleteWorkspace(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "workspaces/"+url.PathEscape(name), nil, nil)
+}
+
+// AgentLogs returns an agent's log lines with ID > after
+// (GET /workspaces/{name}/agents/{agent}/logs?after=N).
+func (c *Client) AgentLogs(ctx context.Context, workspace, agent string, after int64) ([]AgentLog, error) {
+	var out []AgentLog
+	path := fmt.Sprintf("workspaces/%s/agents/%s/logs?after=%d", url.PathEscape(workspace), url.PathEscape(agent), after)
+	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+}
