@@ -402,3 +402,58 @@ func TestRelayAdmitsOnlyRegisteredNodes(t *testing.T) {
 		t.Fatal("relay kept a connection from an unregistered node key")
 	}
 }
+
+func registerRaw(t *testing.T, ms *tsp.MapSession, req tailcfg.RegisterRequest) tailcfg.RegisterResponse {
+	t.Helper()
+	req.Version = tailcfg.CurrentCapabilityVersion
+	body, _ := json.Marshal(req)
+	code, out := raw(t, ms, "/machine/register", body)
+	if code != 200 {
+		t.Fatalf("register: status %d %s", code, out)
+	}
+	var rr tailcfg.RegisterResponse
+	if err := json.Unmarshal(out, &rr); err != nil {
+		t.Fatal(err)
+	}
+	return rr
+}
+
+func TestKeyRotationKeepsIdentity(t *testing.T) {
+	c := coordtest.Start(t)
+	alice := c.CreateUser(t, "alice", false)
+	bob := c.CreateUser(t, "bob", false)
+	dev := newClient(t, c.URL())
+	dev.register(c.AuthKey(t, alice, false, false), false)
+	before, _ := c.Store().ListNodes(context.Background())
+	ms := dev.stream()
+	// Log out: the key expires and the relay stops admitting it.
+	registerRaw(t, ms, tailcfg.RegisterRequest{NodeKey: dev.node.Public(), Expiry: time.Unix(123, 0)})
+
+	newKey := key.NewNode()
+	// Another user's auth key cannot take over alice's node.
+	rr := registerRaw(t, ms, tailcfg.RegisterRequest{NodeKey: newKey.Public(), OldNodeKey: dev.node.Public(),
+		Auth: &tailcfg.RegisterResponseAuth{AuthKey: c.AuthKey(t, bob, false, false)}})
+	if !strings.Contains(rr.Error, "another owner") {
+		t.Fatalf("rotation with bob's key: %+v", rr)
+	}
+	// Without credentials, rotation goes through the login page.
+	rr = registerRaw(t, ms, tailcfg.RegisterRequest{NodeKey: newKey.Public(), OldNodeKey: dev.node.Public()})
+	if rr.AuthURL == "" || rr.MachineAuthorized {
+		t.Fatalf("rotation without credentials: %+v, want an AuthURL", rr)
+	}
+	rr = registerRaw(t, ms, tailcfg.RegisterRequest{NodeKey: newKey.Public(), OldNodeKey: dev.node.Public(),
+		Auth: &tailcfg.RegisterResponseAuth{AuthKey: c.AuthKey(t, alice, false, false)}})
+	if rr.Error != "" || !rr.MachineAuthorized {
+		t.Fatalf("rotation with alice's key: %+v", rr)
+	}
+	after, _ := c.Store().ListNodes(context.Background())
+	if len(after) != 1 || after[0].ID != before[0].ID || after[0].IPv4 != before[0].IPv4 || after[0].NodeKey != newKey.Public().String() {
+		t.Fatalf("rotation changed identity: before %+v after %+v", before, after)
+	}
+	if !after[0].KeyExpiry.IsZero() && after[0].KeyExpiry.Before(time.Now()) {
+		t.Fatal("rotated key is still expired")
+	}
+	if c.Control().AdmitNodeKey(dev.node.Public()) || !c.Control().AdmitNodeKey(newKey.Public()) {
+		t.Fatal("relay admission does not follow the rotation")
+	}
+}
