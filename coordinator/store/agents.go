@@ -42,7 +42,7 @@ type Agent struct {
 const agentCols = `id, uuid, workspace_id, name, token_hash, COALESCE(build_id, 0), os, arch, dir, env, startup_script,
 	lifecycle, version, ssh_host_key, connections, rx_bytes, tx_bytes, first_connected_at, last_seen_at, created_at`
 
-func scanAgent(row interface{ Scan(...any) error }) (Agent, error) {
+func scanAgent(row rowScanner) (Agent, error) {
 	var a Agent
 	var fc, ls, c int64
 	err := row.Scan(&a.ID, &a.UUID, &a.WorkspaceID, &a.Name, &a.TokenHash, &a.BuildID, &a.OS, &a.Arch, &a.Dir,
@@ -81,20 +81,7 @@ func (s *Store) AgentByID(ctx context.Context, id int64) (Agent, error) {
 
 // ListAgents returns a workspace's agents ordered by name.
 func (s *Store) ListAgents(ctx context.Context, workspaceID int64) ([]Agent, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+agentCols+` FROM agents WHERE workspace_id = ? ORDER BY name`, workspaceID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Agent
-	for rows.Next() {
-		a, err := scanAgent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, scanAgent, `SELECT `+agentCols+` FROM agents WHERE workspace_id = ? ORDER BY name`, workspaceID)
 }
 
 // DeleteAgent removes an agent (its token stops working).
@@ -152,23 +139,16 @@ func (s *Store) AppendAgentLogs(ctx context.Context, agentID int64, logs []Agent
 
 // ListAgentLogs returns up to limit lines with ID > afterID.
 func (s *Store) ListAgentLogs(ctx context.Context, agentID, afterID int64, limit int) ([]AgentLog, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, agent_id, created_at, stream, output FROM agent_logs
+	return queryAll(ctx, s.db, scanAgentLog, `SELECT id, agent_id, created_at, stream, output FROM agent_logs
 		WHERE agent_id = ? AND id > ? ORDER BY id LIMIT ?`, agentID, afterID, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []AgentLog
-	for rows.Next() {
-		var l AgentLog
-		var c int64
-		if err := rows.Scan(&l.ID, &l.AgentID, &c, &l.Stream, &l.Output); err != nil {
-			return nil, err
-		}
-		l.CreatedAt = fromMillis(c)
-		out = append(out, l)
-	}
-	return out, rows.Err()
+}
+
+func scanAgentLog(row rowScanner) (AgentLog, error) {
+	var l AgentLog
+	var c int64
+	err := row.Scan(&l.ID, &l.AgentID, &c, &l.Stream, &l.Output)
+	l.CreatedAt = fromMillis(c)
+	return l, err
 }
 
 // NodesOfAgent returns the tailnet nodes of an agent.

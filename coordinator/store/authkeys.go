@@ -34,7 +34,7 @@ type AuthKey struct {
 
 const authKeyCols = `id, user_id, prefix, secret_hash, reusable, ephemeral, created_at, expires_at, used_at, revoked_at, COALESCE(agent_id, 0)`
 
-func scanAuthKey(row interface{ Scan(...any) error }) (AuthKey, error) {
+func scanAuthKey(row rowScanner) (AuthKey, error) {
 	var k AuthKey
 	var reusable, ephemeral int
 	var c, e, u, r int64
@@ -61,20 +61,7 @@ func (s *Store) CreateAuthKey(ctx context.Context, k AuthKey) (AuthKey, error) {
 
 // ListAuthKeys returns the auth keys a user created, oldest first.
 func (s *Store) ListAuthKeys(ctx context.Context, userID int64) ([]AuthKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+authKeyCols+` FROM auth_keys WHERE user_id = ? AND agent_id IS NULL ORDER BY id`, userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []AuthKey
-	for rows.Next() {
-		k, err := scanAuthKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, scanAuthKey, `SELECT `+authKeyCols+` FROM auth_keys WHERE user_id = ? AND agent_id IS NULL ORDER BY id`, userID)
 }
 
 // RevokeAuthKey revokes the user's key with that ID.

@@ -36,7 +36,7 @@ type Node struct {
 const nodeCols = `id, stable_id, user_id, COALESCE(agent_id, 0), machine_key, node_key, disco_key, ipv4, ipv6,
 	hostname, given_name, hostinfo, endpoints, home_derp, ephemeral, cap_version, key_expiry, created_at, last_seen`
 
-func scanNode(row interface{ Scan(...any) error }) (Node, error) {
+func scanNode(row rowScanner) (Node, error) {
 	var n Node
 	var eph int
 	var ke, c, ls int64
@@ -165,20 +165,7 @@ func (s *Store) ListUserNodes(ctx context.Context, userID int64) ([]Node, error)
 }
 
 func (s *Store) queryNodes(ctx context.Context, q string, args ...any) ([]Node, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Node
-	for rows.Next() {
-		n, err := scanNode(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, scanNode, q, args...)
 }
 
 // UpdateNodeState stores the fields a node reports in map requests.

@@ -29,7 +29,7 @@ type Token struct {
 
 const tokenCols = `id, user_id, name, kind, secret_hash, created_at, expires_at, last_used_at`
 
-func scanToken(row interface{ Scan(...any) error }) (Token, error) {
+func scanToken(row rowScanner) (Token, error) {
 	var t Token
 	var c, e, l int64
 	err := row.Scan(&t.ID, &t.UserID, &t.Name, &t.Kind, &t.SecretHash, &c, &e, &l)
@@ -65,21 +65,8 @@ func (s *Store) TouchToken(ctx context.Context, id int64, at time.Time) error {
 
 // ListTokens returns a user's API tokens (not sessions), oldest first.
 func (s *Store) ListTokens(ctx context.Context, userID int64) ([]Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenCols+` FROM api_tokens
+	return queryAll(ctx, s.db, scanToken, `SELECT `+tokenCols+` FROM api_tokens
 		WHERE user_id = ? AND kind = ? ORDER BY id`, userID, TokenAPI)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Token
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 // DeleteToken deletes the user's API token named name.

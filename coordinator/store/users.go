@@ -28,7 +28,7 @@ func (u User) IsAdmin() bool { return u.Role == RoleAdmin }
 
 const userCols = `id, username, password_hash, role, created_at`
 
-func scanUser(row interface{ Scan(...any) error }) (User, error) {
+func scanUser(row rowScanner) (User, error) {
 	var u User
 	var created int64
 	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &created)
@@ -90,18 +90,5 @@ func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 
 // ListUsers returns all users ordered by ID.
 func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, scanUser, `SELECT `+userCols+` FROM users ORDER BY id`)
 }

@@ -26,7 +26,7 @@ func (w Workspace) IsExternal() bool { return w.TemplateID == 0 }
 
 const workspaceCols = `id, uuid, owner_id, name, COALESCE(template_id, 0), COALESCE(template_version_id, 0), variables, created_at`
 
-func scanWorkspace(row interface{ Scan(...any) error }) (Workspace, error) {
+func scanWorkspace(row rowScanner) (Workspace, error) {
 	var w Workspace
 	var c int64
 	err := row.Scan(&w.ID, &w.UUID, &w.OwnerID, &w.Name, &w.TemplateID, &w.TemplateVersionID, &w.Variables, &c)
@@ -75,20 +75,7 @@ func (s *Store) ListWorkspaces(ctx context.Context, ownerID int64) ([]Workspace,
 		q += ` WHERE owner_id = ?`
 		args = append(args, ownerID)
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY id`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Workspace
-	for rows.Next() {
-		w, err := scanWorkspace(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, w)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, scanWorkspace, q+` ORDER BY id`, args...)
 }
 
 // DeleteWorkspace removes a workspace with its agents, builds and logs.
