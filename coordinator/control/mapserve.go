@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -54,6 +55,10 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request, mk key.Machine
 
 func (s *Server) streamMap(ctx context.Context, w http.ResponseWriter, id tailcfg.NodeID, compress bool) {
 	st, first, err := s.reg.OpenStream(id)
+	if errors.Is(err, errClosed) {
+		http.Error(w, "coordinator is shutting down", http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		http.Error(w, "node not registered", http.StatusUnauthorized)
 		return

@@ -36,6 +36,12 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
+	// Hijacked connections outlive http.Server.Shutdown; track them so
+	// Close ends them and clients reconnect to whatever serves next.
+	if !s.trackConn(conn, true) {
+		return
+	}
+	defer s.trackConn(conn, false)
 	inner := http.NewServeMux()
 	inner.HandleFunc("POST /machine/register", s.withMachineKey(s.serveRegister))
 	inner.HandleFunc("POST /machine/map", s.withMachineKey(s.serveMap))
@@ -51,6 +57,22 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), machineKeyCtx{}, conn.Peer())
 	var h2 http2.Server
 	h2.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, BaseConfig: &http.Server{Handler: inner}})
+}
+
+// trackConn adds (or removes) a live Noise connection. Adding fails once
+// the server is closed.
+func (s *Server) trackConn(c io.Closer, add bool) bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if !add {
+		delete(s.conns, c)
+		return true
+	}
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
 }
 
 func (s *Server) withMachineKey(h func(http.ResponseWriter, *http.Request, key.MachinePublic)) http.HandlerFunc {

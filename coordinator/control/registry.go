@@ -14,6 +14,7 @@ import (
 var (
 	errReplaced = errors.New("map stream replaced by a newer one")
 	errGone     = errors.New("node deleted")
+	errClosed   = errors.New("control plane closed")
 )
 
 // Registry is the live state of the tailnet: the index of nodes plus a

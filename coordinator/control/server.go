@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -69,6 +70,10 @@ type Server struct {
 
 	pendingMu sync.Mutex // guards pending
 	pending   map[string]*pendingAuth
+
+	connsMu sync.Mutex // guards conns and closed
+	conns   map[io.Closer]struct{}
+	closed  bool
 }
 
 // New returns a control server. Call Load before serving.
@@ -85,7 +90,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BatchDelay == 0 {
 		cfg.BatchDelay = 25 * time.Millisecond
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, pending: map[string]*pendingAuth{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, pending: map[string]*pendingAuth{}, conns: map[io.Closer]struct{}{}}
 	s.reg = NewRegistry(RegistryOptions{
 		Policy:          cfg.Policy,
 		DERPMap:         cfg.DERPMap,
@@ -131,8 +136,16 @@ func (s *Server) Load(ctx context.Context) error {
 	return nil
 }
 
-// Close ends every map stream.
+// Close ends every map stream and Noise connection.
 func (s *Server) Close() error {
+	s.connsMu.Lock()
+	s.closed = true
+	conns := s.conns
+	s.conns = map[io.Closer]struct{}{}
+	s.connsMu.Unlock()
+	for c := range conns {
+		c.Close()
+	}
 	s.reg.Close()
 	s.pendingMu.Lock()
 	for id, p := range s.pending {

@@ -24,7 +24,7 @@ func (r *Registry) OpenStream(id tailcfg.NodeID) (*Stream, *tailcfg.MapResponse,
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, nil, errGone
+		return nil, nil, errClosed
 	}
 	n := r.ix.node(id)
 	if n == nil {
