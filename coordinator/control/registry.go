@@ -32,10 +32,13 @@ type Registry struct {
 	// had no stream for ephemeralAfter; it should delete the node.
 	onEphemeralIdle func(id tailcfg.NodeID)
 
-	mu       sync.Mutex // guards ix, sessions and everything inside a session
+	mu       sync.Mutex // guards ix, sessions (and their fields), expiry and closed
 	ix       *index
 	sessions map[tailcfg.NodeID]*session
-	closed   bool
+	// expiry holds a timer per node with a future key expiry, which tells
+	// the node and its peers when the key expires.
+	expiry map[tailcfg.NodeID]*time.Timer
+	closed bool
 }
 
 // session is one node's delivery queue. Exactly one stream (the newest)
@@ -85,6 +88,7 @@ func NewRegistry(o RegistryOptions) *Registry {
 		onEphemeralIdle: o.OnEphemeralIdle,
 		ix:              newIndex(o.Policy),
 		sessions:        map[tailcfg.NodeID]*session{},
+		expiry:          map[tailcfg.NodeID]*time.Timer{},
 	}
 }
 
@@ -137,10 +141,52 @@ func (r *Registry) Peers(id tailcfg.NodeID) []*Node {
 func (r *Registry) Upsert(n *Node) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if old := r.ix.node(n.ID); old != nil {
+	old := r.ix.node(n.ID)
+	if old != nil {
 		n.Online = old.Online
 	}
 	r.dispatchLocked(r.ix.upsert(n))
+	r.scheduleExpiryLocked(n)
+	if old == nil && n.Ephemeral && r.sessions[n.ID] == nil && !r.closed {
+		// An ephemeral node that never connects (or does not come back
+		// after a coordinator restart) is deleted like one that left.
+		s := &session{wake: make(chan struct{}, 1)}
+		r.sessions[n.ID] = s
+		s.ephTimer = time.AfterFunc(r.ephemeralAfter, func() { r.ephemeralIdle(n.ID, s) })
+	}
+}
+
+// scheduleExpiryLocked arms a timer that re-announces n when its key
+// expires, so that it and its peers see it as expired.
+func (r *Registry) scheduleExpiryLocked(n *Node) {
+	if t := r.expiry[n.ID]; t != nil {
+		t.Stop()
+		delete(r.expiry, n.ID)
+	}
+	wait := time.Until(n.KeyExpiry)
+	if n.KeyExpiry.IsZero() || wait <= 0 || r.closed {
+		return
+	}
+	id := n.ID
+	r.expiry[id] = time.AfterFunc(wait, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if cur := r.ix.node(id); cur != nil && cur.Expired(time.Now()) && !r.closed {
+			delete(r.expiry, id)
+			r.dispatchLocked(r.ix.upsert(cur.clone()))
+		}
+	})
+}
+
+// ephemeralIdle deletes an ephemeral node whose session s still has no
+// stream.
+func (r *Registry) ephemeralIdle(id tailcfg.NodeID, s *session) {
+	r.mu.Lock()
+	idle := r.sessions[id] == s && s.streams == 0
+	r.mu.Unlock()
+	if idle {
+		r.onEphemeralIdle(id)
+	}
 }
 
 // Remove deletes a node and ends its streams.
@@ -148,10 +194,12 @@ func (r *Registry) Remove(id tailcfg.NodeID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dispatchLocked(r.ix.remove(id))
+	if t := r.expiry[id]; t != nil {
+		t.Stop()
+		delete(r.expiry, id)
+	}
 	if s := r.sessions[id]; s != nil {
-		s.goneErr = errGone
-		close(s.done)
-		s.stopTimers()
+		s.end(errGone)
 		delete(r.sessions, id)
 	}
 }
@@ -203,11 +251,20 @@ func (r *Registry) Close() {
 	}
 	r.closed = true
 	for id, s := range r.sessions {
-		s.stopTimers()
-		if s.gen != 0 {
-			s.goneErr = errGone
-			close(s.done)
-		}
+		s.end(errGone)
 		delete(r.sessions, id)
+	}
+	for id, t := range r.expiry {
+		t.Stop()
+		delete(r.expiry, id)
+	}
+}
+
+// end stops the session's timers and ends its current stream, if any.
+func (s *session) end(err error) {
+	s.stopTimers()
+	if s.done != nil && s.goneErr == nil {
+		s.goneErr = err
+		close(s.done)
 	}
 }

@@ -145,14 +145,7 @@ func (r *Registry) markOffline(id tailcfg.NodeID, s *session) {
 	}))
 	n := r.ix.node(id)
 	if n != nil && n.Ephemeral {
-		s.ephTimer = time.AfterFunc(r.ephemeralAfter-r.offlineDebounce, func() {
-			r.mu.Lock()
-			idle := r.sessions[id] == s && s.streams == 0
-			r.mu.Unlock()
-			if idle {
-				r.onEphemeralIdle(id)
-			}
-		})
+		s.ephTimer = time.AfterFunc(r.ephemeralAfter-r.offlineDebounce, func() { r.ephemeralIdle(id, s) })
 	}
 	r.mu.Unlock()
 	r.onOffline(id, now)

@@ -1,0 +1,72 @@
+package control
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"tailscale.com/tailcfg"
+)
+
+func newTestRegistry(onEph func(tailcfg.NodeID)) *Registry {
+	r := NewRegistry(RegistryOptions{
+		DERPMap:         &tailcfg.DERPMap{},
+		Domain:          "devmesh.internal",
+		OfflineDebounce: 20 * time.Millisecond,
+		EphemeralAfter:  100 * time.Millisecond,
+		OnEphemeralIdle: onEph,
+	})
+	r.SetUser(User{ID: alice, Username: "alice"})
+	return r
+}
+
+func TestKeyExpiryIsAnnounced(t *testing.T) {
+	r := newTestRegistry(nil)
+	defer r.Close()
+	viewer := testNode(1, alice, 0)
+	expiring := testNode(2, alice, 0)
+	expiring.KeyExpiry = time.Now().Add(150 * time.Millisecond)
+	r.Upsert(viewer)
+	r.Upsert(expiring)
+	st, full, err := r.OpenStream(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if full.Peers[0].Expired {
+		t.Fatal("peer expired too early")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		resp, err := st.Next(ctx, time.Second, 0)
+		if err != nil {
+			t.Fatalf("no expiry announcement: %v", err)
+		}
+		if resp != nil && len(resp.PeersChanged) == 1 && resp.PeersChanged[0].Expired {
+			return
+		}
+	}
+}
+
+func TestEphemeralNodeThatNeverConnectsIsDeleted(t *testing.T) {
+	var deleted atomic.Int64
+	r := newTestRegistry(func(id tailcfg.NodeID) { deleted.Store(int64(id)) })
+	defer r.Close()
+	eph := testNode(3, alice, 0)
+	eph.Ephemeral = true
+	r.Upsert(eph)
+	kept := testNode(4, alice, 0)
+	kept.Ephemeral = true
+	r.Upsert(kept)
+	st, _, err := r.OpenStream(4) // this one connects in time
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	time.Sleep(400 * time.Millisecond)
+	if got := deleted.Load(); got != 3 {
+		t.Fatalf("deleted node %d, want 3 (the one that never connected)", got)
+	}
+}
