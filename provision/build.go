@@ -46,6 +46,11 @@ type BuildRequest struct {
 	// 0600 var file, never on a command line.
 	Variables map[string]string
 	Workspace Workspace
+	// RotateAgentTokens gives every devmesh_agent already in State a new
+	// token (its id stays). The coordinator asks for it on a start whose
+	// workspace has no registered agents, e.g. after a stop, so that
+	// tokens revoked by the stop never work again.
+	RotateAgentTokens bool
 	// Log receives the build's output as it happens, one call at a time.
 	// Optional.
 	Log func(LogLine)
@@ -121,13 +126,17 @@ func (r *Runner) runBuild(ctx context.Context, w *workdir, req BuildRequest, sin
 	if err := os.WriteFile(w.vars, vars, 0o600); err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}
-	env := r.env(w, map[string]string{
+	extra := map[string]string{
 		tfprovider.EnvURL:                 req.Workspace.AccessURL,
 		tfprovider.EnvWorkspaceID:         req.Workspace.ID,
 		tfprovider.EnvWorkspaceName:       req.Workspace.Name,
 		tfprovider.EnvWorkspaceOwner:      req.Workspace.Owner,
 		tfprovider.EnvWorkspaceTransition: string(req.Transition),
-	})
+	}
+	if req.RotateAgentTokens && req.Transition == TransitionStart {
+		extra[tfprovider.EnvRotateAgentTokens] = "1"
+	}
+	env := r.env(w, extra)
 	tf, stderr, err := r.terraform(w, env, sink)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"os"
 	"regexp"
 	"runtime"
 
@@ -90,7 +91,7 @@ func (r *agentResource) Schema(_ context.Context, _ resource.SchemaRequest, resp
 			},
 			"token": schema.StringAttribute{
 				Computed: true, Sensitive: true, PlanModifiers: keep,
-				Description: "Secret the agent authenticates with. Generated at create, stable across updates. Pass it as DEVMESH_AGENT_TOKEN in the environment, never on a command line.",
+				Description: "Secret the agent authenticates with. Generated at create, stable across updates unless the provisioner asks for rotation (a start after a stop). Pass it as DEVMESH_AGENT_TOKEN in the environment, never on a command line.",
 			},
 			"init_script": schema.StringAttribute{
 				Computed:    true,
@@ -127,6 +128,10 @@ func (r *agentResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {
 		return
+	}
+	if rotateTokens() && !req.State.Raw.IsNull() {
+		// An update that mints a new token (see Update).
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("token"), types.StringUnknown())...)
 	}
 	if r.url() == "" {
 		resp.Diagnostics.AddError("No devmesh coordinator URL",
@@ -169,7 +174,17 @@ func (r *agentResource) Update(ctx context.Context, req resource.UpdateRequest, 
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	plan.ID, plan.Token = state.ID, state.Token // never rotate on update
+	plan.ID = state.ID
+	if plan.Token.IsUnknown() { // ModifyPlan asked for rotation
+		token, err := newToken()
+		if err != nil {
+			resp.Diagnostics.AddError("Cannot generate agent token", err.Error())
+			return
+		}
+		plan.Token = types.StringValue(token)
+	} else {
+		plan.Token = state.Token // otherwise stable across updates
+	}
 	plan.InitScript = types.StringValue(InitScript(r.url(), plan.OS.ValueString(), plan.Arch.ValueString()))
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
@@ -178,6 +193,10 @@ func (r *agentResource) Delete(context.Context, resource.DeleteRequest, *resourc
 	// Nothing to clean up: removing it from the state revokes it, since the
 	// coordinator reads the agents out of each build's new state.
 }
+
+// rotateTokens reports whether the provisioner asked for new agent tokens
+// in this run (EnvRotateAgentTokens).
+func rotateTokens() bool { return os.Getenv(EnvRotateAgentTokens) == "1" }
 
 // newToken returns tokenBytes random bytes, hex-encoded.
 func newToken() (string, error) {

@@ -44,6 +44,11 @@ const (
 	EnvWorkspaceName       = "DEVMESH_WORKSPACE_NAME"
 	EnvWorkspaceOwner      = "DEVMESH_WORKSPACE_OWNER"
 	EnvWorkspaceTransition = "DEVMESH_WORKSPACE_TRANSITION"
+	// EnvRotateAgentTokens, when "1", gives every existing devmesh_agent
+	// a new token in this run (its id stays). The coordinator sets it for
+	// a start that follows a stop, so that a stopped workspace's old
+	// tokens never work again.
+	EnvRotateAgentTokens = "DEVMESH_ROTATE_AGENT_TOKENS"
 )
 
 // go-plugin's handshake for Terraform providers: terraform sets this

@@ -306,3 +306,36 @@ output "vm" {
 		t.Error("updating an item replaced the metadata")
 	}
 }
+
+// TestAgentTokenRotation: with DEVMESH_ROTATE_AGENT_TOKENS=1 an existing
+// agent gets a new token and keeps its id; without it nothing changes.
+func TestAgentTokenRotation(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DEVMESH_URL": "http://127.0.0.1:1"}
+	tf := newTerraform(t, agentConfig, env)
+	first := applyOutputs(t, tf)["agent"].(map[string]any)
+
+	mirror := t.TempDir() // the same provider, as newTerraform installed it
+	if err := tfprovider.InstallMirror(mirror, tfprovidertest.Binary(t), tfprovider.Version); err != nil {
+		t.Fatal(err)
+	}
+	rotate := map[string]string{
+		"PATH": os.Getenv("PATH"), "HOME": t.TempDir(), "CHECKPOINT_DISABLE": "1",
+		"TF_CLI_CONFIG_FILE": tfprovider.CLIConfigFile(mirror), "DEVMESH_URL": "http://127.0.0.1:1",
+		tfprovider.EnvRotateAgentTokens: "1",
+	}
+	if err := tf.SetEnv(rotate); err != nil {
+		t.Fatal(err)
+	}
+	second := applyOutputs(t, tf)["agent"].(map[string]any)
+	if second["token"] == first["token"] || second["id"] != first["id"] {
+		t.Errorf("rotation: token changed %v, id kept %v", second["token"] != first["token"], second["id"] == first["id"])
+	}
+	delete(rotate, tfprovider.EnvRotateAgentTokens)
+	if err := tf.SetEnv(rotate); err != nil {
+		t.Fatal(err)
+	}
+	if changes, err := tf.Plan(context.Background()); err != nil || changes {
+		t.Errorf("plan without rotation: changes %v, err %v", changes, err)
+	}
+}

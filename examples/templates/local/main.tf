@@ -55,12 +55,13 @@ resource "terraform_data" "dir" {
 }
 
 # The agent process: exists while the workspace is started. Stop (and
-# delete) destroys it, which kills the process; a new agent or a new
+# delete) destroys it, which kills the process; a new agent, a new token
+# (the coordinator rotates tokens on a start after a stop) or a new
 # coordinator URL replaces it, which restarts the process.
 resource "terraform_data" "agent" {
   count            = data.devmesh_workspace.me.start_count
   depends_on       = [terraform_data.dir]
-  triggers_replace = [devmesh_agent.main.id, devmesh_agent.main.init_script]
+  triggers_replace = [devmesh_agent.main.id, devmesh_agent.main.token, devmesh_agent.main.init_script]
   input            = local.dir
 
   provisioner "local-exec" {
