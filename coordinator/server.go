@@ -22,6 +22,7 @@ import (
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
 
+	"github.com/devmesh/devmesh/coordinator/builds"
 	"github.com/devmesh/devmesh/coordinator/control"
 	"github.com/devmesh/devmesh/coordinator/relay"
 	"github.com/devmesh/devmesh/coordinator/store"
@@ -46,6 +47,20 @@ type Config struct {
 	NodeKeyExpiry           time.Duration
 	EphemeralAfter          time.Duration
 	OfflineDebounce         time.Duration
+
+	// TerraformPath is the terraform (or OpenTofu) executable builds run.
+	// Default: terraform on PATH, else tofu. New fails if it is missing or
+	// older than 1.5, unless DisableProvisioning is set.
+	TerraformPath string
+	// Provisioners is how many builds run at once (default 2).
+	Provisioners int
+	// DisableProvisioning runs no terraform: no template pushes, no
+	// template workspaces. For servers (and tests) without terraform.
+	DisableProvisioning bool
+	// DevmeshBinary is the devmesh executable terraform runs as the devmesh
+	// provider, that agents on this host run, and that is served at
+	// /bin/devmesh-OS-ARCH. Default: this process's own executable.
+	DevmeshBinary string
 }
 
 // Server is a running coordinator.
@@ -58,6 +73,9 @@ type Server struct {
 	ln        *splitListener
 	accessURL string
 	derpMap   *tailcfg.DERPMap
+
+	builds     *builds.Queue // nil when provisioning is disabled
+	devmeshBin string        // the binary served at /bin/ ("" if none)
 
 	// passwordChecker verifies login-page credentials (set by mountAPI).
 	passwordChecker func(ctx context.Context, r *http.Request, username, password string) (store.User, error)
@@ -137,6 +155,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.control.Load(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.startProvisioning(ctx); err != nil {
+		return nil, err
+	}
 	handler, err := s.routes()
 	if err != nil {
 		return nil, err
@@ -200,6 +221,9 @@ func (s *Server) Close() error {
 			}
 		}
 		s.wg.Wait()
+		if s.builds != nil {
+			s.builds.Close()
+		}
 		if s.relay != nil {
 			s.relay.Close()
 		}

@@ -24,6 +24,10 @@ type serverOptions struct {
 	ephemeralTimeout time.Duration
 	adminsReachAll   bool
 	logLevel         string
+
+	terraformPath       string
+	provisioners        int
+	disableProvisioning bool
 }
 
 func defaultDataDir() string {
@@ -55,6 +59,9 @@ func newServerCmd() *cobra.Command {
 	f.DurationVar(&o.ephemeralTimeout, "ephemeral-timeout", 30*time.Second, "how long an ephemeral node may stay disconnected before it is deleted")
 	f.BoolVar(&o.adminsReachAll, "admins-reach-all", false, "let admins' devices reach every workspace agent")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&o.terraformPath, "terraform-path", "", "terraform (1.5 or newer) or OpenTofu executable for builds (default: terraform on PATH, else tofu)")
+	f.IntVar(&o.provisioners, "provisioners", 2, "how many workspace builds run at once")
+	f.BoolVar(&o.disableProvisioning, "disable-provisioning", false, "run no terraform: no templates or template workspaces (for a coordinator without terraform)")
 	return cmd
 }
 
@@ -82,6 +89,10 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 		Policy:         control.Policy{AdminsReachAll: o.adminsReachAll},
 		NodeKeyExpiry:  o.nodeKeyExpiry,
 		EphemeralAfter: o.ephemeralTimeout,
+
+		TerraformPath:       o.terraformPath,
+		Provisioners:        o.provisioners,
+		DisableProvisioning: o.disableProvisioning,
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/devmesh/devmesh/coordinator/builds"
 	"github.com/devmesh/devmesh/coordinator/control"
 	"github.com/devmesh/devmesh/coordinator/store"
 )
@@ -40,6 +41,9 @@ type Options struct {
 	SessionLifetime time.Duration
 	// LoginLimits rate-limits password attempts (zero fields: defaults).
 	LoginLimits LoginLimits
+	// Builds runs template validation and workspace builds; nil when the
+	// coordinator runs no terraform (those endpoints then answer 503).
+	Builds *builds.Queue
 }
 
 // API serves /api/v1. Create it with New.
@@ -53,6 +57,8 @@ type API struct {
 	// ~19 MiB, so unbounded concurrency is a memory exhaustion vector.
 	kdf chan struct{}
 	mux *http.ServeMux
+
+	builds *builds.Queue // Options.Builds; nil: provisioning disabled
 }
 
 // New validates o and returns the API. It starts nothing.
@@ -75,6 +81,7 @@ func New(o Options) (*API, error) {
 		kdf:     make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		mux:     http.NewServeMux(),
 	}
+	a.builds = o.Builds
 	a.routes()
 	return a, nil
 }
@@ -96,6 +103,7 @@ func (a *API) routes() {
 	m.Handle("DELETE /api/v1/authkeys/{id}", a.authed(a.handleRevokeAuthKey))
 	m.Handle("GET /api/v1/nodes", a.authed(a.handleListNodes))
 	m.Handle("DELETE /api/v1/nodes/{id}", a.authed(a.handleDeleteNode))
+	a.provisioningRoutes()
 }
 
 // Handler serves /api/v1/...; mount it at "/api/v1/" without stripping
