@@ -30,6 +30,18 @@ func newRootCmd() *cobra.Command {
 		newAuthKeysCmd(),
 		newNodesCmd(),
 		newProviderCmd(),
+		newCreateCmd(),
+		newListCmd(),
+		newShowCmd(),
+		newDeleteCmd(),
+		newLogsCmd(),
+		newAgentCmd(),
+		newTemplatesCmd(),
+		newStartCmd(),
+		newStopCmd(),
+		newRestartCmd(),
+		newBuildsCmd(),
+		newCancelCmd(),
 	)
 	return root
 }

@@ -41,6 +41,9 @@ type Options struct {
 	SessionLifetime time.Duration
 	// LoginLimits rate-limits password attempts (zero fields: defaults).
 	LoginLimits LoginLimits
+	// AccessURL is the coordinator's external URL, given to agents in
+	// their manifest (default: the scheme and host agents called).
+	AccessURL string
 	// Builds runs template validation and workspace builds; nil when the
 	// coordinator runs no terraform (those endpoints then answer 503).
 	Builds *builds.Queue
@@ -57,6 +60,8 @@ type API struct {
 	// ~19 MiB, so unbounded concurrency is a memory exhaustion vector.
 	kdf chan struct{}
 	mux *http.ServeMux
+
+	accessURL string // Options.AccessURL
 
 	builds *builds.Queue // Options.Builds; nil: provisioning disabled
 }
@@ -81,6 +86,7 @@ func New(o Options) (*API, error) {
 		kdf:     make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		mux:     http.NewServeMux(),
 	}
+	a.accessURL = o.AccessURL
 	a.builds = o.Builds
 	a.routes()
 	return a, nil
@@ -103,6 +109,8 @@ func (a *API) routes() {
 	m.Handle("DELETE /api/v1/authkeys/{id}", a.authed(a.handleRevokeAuthKey))
 	m.Handle("GET /api/v1/nodes", a.authed(a.handleListNodes))
 	m.Handle("DELETE /api/v1/nodes/{id}", a.authed(a.handleDeleteNode))
+	a.workspaceRoutes()
+	a.agentRoutes()
 	a.provisioningRoutes()
 }
 

@@ -1,0 +1,222 @@
+// Package agent is the workspace agent (`devmesh agent`): it fetches its
+// manifest from the coordinator with its agent token, joins the tailnet
+// as the workspace's node, serves SSH (agent/sshd) and the speedtest on
+// its tailnet address, runs the startup script with its output streamed
+// to the coordinator, and reports its lifecycle and stats. It keeps
+// running while the coordinator is away. It talks to the coordinator only
+// through the API client, never to the store.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/devmesh/devmesh/agent/sshd"
+	"github.com/devmesh/devmesh/coordinator/client"
+	"github.com/devmesh/devmesh/internal/buildinfo"
+	"github.com/devmesh/devmesh/node"
+)
+
+// Tailnet ports the agent serves.
+const (
+	SSHPort       = 22
+	SpeedtestPort = 4444
+)
+
+// hostKeyFile is the SSH host key's file name in the state directory.
+const hostKeyFile = "ssh_host_ed25519_key"
+
+// Options configures an agent.
+type Options struct {
+	// URL is the coordinator's URL. Required.
+	URL string
+	// Token is the agent token. Required. It is never passed to the
+	// startup script or SSH sessions.
+	Token string
+	// StateDir keeps the SSH host key and the tailnet node's state, so a
+	// restart keeps the host key, the node key and the address. Required.
+	StateDir string
+	// Logger receives the agent's logs; nil discards them.
+	Logger *slog.Logger
+	// Version is reported to the coordinator (default: this binary's).
+	Version string
+	// StatsInterval is how often stats are reported (default 15s).
+	StatsInterval time.Duration
+	// HTTPClient makes the API calls (default: 30s timeout).
+	HTTPClient *http.Client
+}
+
+// Agent is a workspace agent. Create it with New and run it with Run.
+type Agent struct {
+	opts Options // defaults filled in
+	log  *slog.Logger
+	api  *client.Client
+
+	// stop ends Run with a cause; set by Run before anything else runs.
+	stop context.CancelCauseFunc
+}
+
+// New validates o; it starts nothing.
+func New(o Options) (*Agent, error) {
+	switch {
+	case o.URL == "":
+		return nil, errors.New("agent: the coordinator URL is required")
+	case o.Token == "":
+		return nil, errors.New("agent: the agent token is required")
+	case o.StateDir == "":
+		return nil, errors.New("agent: a state directory is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Version == "" {
+		o.Version = buildinfo.Version()
+	}
+	if o.StatsInterval <= 0 {
+		o.StatsInterval = 15 * time.Second
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	api, err := client.New(o.URL, o.Token, client.WithHTTPClient(o.HTTPClient),
+		client.WithUserAgent("devmesh-agent/"+o.Version))
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{opts: o, log: o.Logger, api: api}, nil
+}
+
+// Run runs the agent until ctx ends (it then returns nil) or the
+// coordinator rejects the agent token (ErrTokenRejected). While the
+// coordinator is unreachable it retries with backoff and keeps serving.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	a.stop = stop
+	err := a.run(ctx)
+	if cause := context.Cause(ctx); errors.Is(cause, ErrTokenRejected) {
+		return cause
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (a *Agent) run(ctx context.Context) error {
+	m, err := retryValue(ctx, a, "fetch the manifest", a.api.AgentManifest)
+	if err != nil {
+		return err
+	}
+	log := a.log.With("workspace", m.WorkspaceName, "agent", m.AgentName)
+	log.Info("fetched the manifest", "owner", m.Owner)
+	signer, err := sshd.LoadOrCreateHostKey(filepath.Join(a.opts.StateDir, hostKeyFile))
+	if err != nil {
+		return fmt.Errorf("SSH host key: %w", err)
+	}
+	start := time.Now()
+	n, err := a.joinTailnet(ctx, m)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	v4, _ := n.Addrs()
+	log.Info("joined the tailnet", "address", v4, "took", time.Since(start).Round(time.Millisecond))
+	return a.serve(ctx, m, n, signer)
+}
+
+// serve runs everything that needs the tailnet until ctx ends.
+func (a *Agent) serve(ctx context.Context, m client.AgentManifest, n *node.Node, signer gossh.Signer) error {
+	authorize := ownerOnly(n.LocalClient(), m.Owner)
+	srv, err := sshd.New(sshd.Options{
+		HostSigner: signer,
+		Authorize:  authorize,
+		Logger:     a.log.With("component", "sshd"),
+		Env:        sessionEnv(m),
+		Dir:        m.Dir,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	sshLn, err := n.Listen("tcp", fmt.Sprintf(":%d", SSHPort))
+	if err != nil {
+		return fmt.Errorf("listen on tailnet port %d: %w", SSHPort, err)
+	}
+	stLn, err := n.Listen("tcp", fmt.Sprintf(":%d", SpeedtestPort))
+	if err != nil {
+		sshLn.Close()
+		return fmt.Errorf("listen on tailnet port %d: %w", SpeedtestPort, err)
+	}
+	logs := newLogSender(a)
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Serve(sshLn) })
+	wg.Go(func() { serveSpeedtest(ctx, stLn, authorize, a.log.With("component", "speedtest")) })
+	wg.Go(func() { logs.run(ctx) })
+	wg.Go(func() { a.publishInfo(ctx, signer) })
+	wg.Go(func() { a.runStartup(ctx, m, logs) })
+	wg.Go(func() { a.reportStats(ctx, srv) })
+	<-ctx.Done()
+	a.log.Info("agent stopping", "cause", context.Cause(ctx))
+	srv.Close()
+	wg.Wait()
+	if !errors.Is(context.Cause(ctx), ErrTokenRejected) {
+		a.reportOff()
+	}
+	return nil
+}
+
+// publishInfo tells the coordinator the agent's version, platform and SSH
+// host key, which clients verify the server against.
+func (a *Agent) publishInfo(ctx context.Context, signer gossh.Signer) {
+	info := client.AgentInfo{
+		Version:    a.opts.Version,
+		OS:         runtime.GOOS,
+		Arch:       runtime.GOARCH,
+		SSHHostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(signer.PublicKey()))),
+	}
+	err := retry(ctx, a, "publish agent info", func(ctx context.Context) error { return a.api.PostAgentInfo(ctx, info) })
+	if err != nil && ctx.Err() == nil {
+		a.log.Error("the coordinator refused the agent info", "err", err)
+	}
+}
+
+// reportStats reports the SSH server's counters every StatsInterval; a
+// failed report is not retried, the next one supersedes it.
+func (a *Agent) reportStats(ctx context.Context, srv *sshd.Server) {
+	t := time.NewTicker(a.opts.StatsInterval)
+	defer t.Stop()
+	for {
+		st := srv.Stats()
+		err := a.api.PostAgentStats(ctx, client.AgentStats{Connections: st.Connections, RxBytes: st.RxBytes, TxBytes: st.TxBytes})
+		if err != nil && ctx.Err() == nil {
+			a.checkRejected(err)
+			a.log.Debug("report stats", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reportOff tells the coordinator, briefly and once, that the agent is
+// stopping.
+func (a *Agent) reportOff() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := a.api.PostAgentLifecycle(ctx, client.LifecycleOff); err != nil {
+		a.log.Debug("report lifecycle off", "err", err)
+	}
+}

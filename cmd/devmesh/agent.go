@@ -1,0 +1,83 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/devmesh/devmesh/agent"
+)
+
+// The agent's credentials come from the environment only: a flag would
+// show the token in `ps`.
+const (
+	envAgentURL   = "DEVMESH_URL"
+	envAgentToken = "DEVMESH_AGENT_TOKEN"
+)
+
+func newAgentCmd() *cobra.Command {
+	var (
+		stateDir string
+		verbose  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the workspace agent (on the workspace's machine)",
+		Long: `Run the workspace agent: it joins the tailnet as the workspace's node and
+serves SSH to the workspace owner's devices.
+
+It reads the coordinator's URL from DEVMESH_URL and its token from
+DEVMESH_AGENT_TOKEN (never from a flag, which would show in ps). The state
+directory keeps the SSH host key and the tailnet node's keys, so a restart
+keeps the same host key and address.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			url, token := os.Getenv(envAgentURL), os.Getenv(envAgentToken)
+			if url == "" || token == "" {
+				return fmt.Errorf("%s and %s must be set: run the agent with the command `devmesh create WS --external` printed", envAgentURL, envAgentToken)
+			}
+			// Nothing the agent starts inherits the token.
+			os.Unsetenv(envAgentToken)
+			if stateDir == "" {
+				var err error
+				if stateDir, err = defaultAgentStateDir(); err != nil {
+					return err
+				}
+			}
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			a, err := agent.New(agent.Options{
+				URL:      url,
+				Token:    token,
+				StateDir: stateDir,
+				Logger:   slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
+			})
+			if err != nil {
+				return err
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "where the agent keeps its host key and node state (default $XDG_STATE_HOME/devmesh-agent or ~/.local/state/devmesh-agent)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log tailnet details too")
+	return cmd
+}
+
+// defaultAgentStateDir is $XDG_STATE_HOME/devmesh-agent, else
+// ~/.local/state/devmesh-agent.
+func defaultAgentStateDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "devmesh-agent"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return "", errors.New("cannot find a state directory: set --state-dir or XDG_STATE_HOME")
+	}
+	return filepath.Join(home, ".local", "state", "devmesh-agent"), nil
+}
