@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -152,4 +153,67 @@ func TestAgentBinary(t *testing.T) {
 		t.Fatal("the agent logged its token")
 	}
 	waitAgent(t, alice, "box", 10*time.Second, func(a client.Agent) bool { return a.Lifecycle == client.LifecycleOff })
+}
+
+// TestLogsFollow: -f prints lines as the agent sends them and returns
+// cleanly when interrupted.
+func TestLogsFollow(t *testing.T) {
+	cliEnv(t)
+	srv := apitest.New(t)
+	ctx := context.Background()
+	owner := srv.Client(t, srv.Bootstrap(t, "alice", cliAdminPW))
+	created, err := owner.CreateWorkspace(ctx, client.CreateWorkspaceRequest{Name: "dev", External: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentAPI := srv.Client(t, created.AgentToken)
+	if err := agentAPI.PostAgentLogs(ctx, []client.AgentLogLine{{Output: "first"}}); err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- printAgentLogs(fctx, out, owner, "dev", "main", true) }()
+	waitOutput(t, out, "first\n")
+	if err := agentAPI.PostAgentLogs(ctx, []client.AgentLogLine{{Output: "second"}, {Output: "third"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, out, "first\nsecond\nthird\n")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("follow after interrupt: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("follow did not stop when interrupted")
+	}
+}
+
+func waitOutput(t *testing.T, b *syncBuffer, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if b.String() == want {
+			return
+		}
+	}
+	t.Fatalf("output %q, want %q", b.String(), want)
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
