@@ -36,6 +36,9 @@ func (s *Server) startProvisioning(ctx context.Context) error {
 		WorkRoot:      filepath.Join(s.cfg.DataDir, "provisioner"),
 		DevmeshBinary: bin,
 		Logger:        s.log.With("component", "provision"),
+
+		ProviderMirrors:       s.cfg.ProviderMirrors,
+		AllowProviderDownload: s.cfg.AllowProviderDownload,
 	})
 	if err != nil {
 		return fmt.Errorf("provisioning: %w", err)

@@ -61,6 +61,12 @@ type Config struct {
 	// provider, that agents on this host run, and that is served at
 	// /bin/devmesh-OS-ARCH. Default: this process's own executable.
 	DevmeshBinary string
+	// ProviderMirrors are filesystem mirrors (`terraform providers mirror
+	// DIR`) holding the providers templates may use besides devmesh's;
+	// AllowProviderDownload lets terraform download them from their
+	// registries instead. By default templates get only devmesh's provider.
+	ProviderMirrors       []string
+	AllowProviderDownload bool
 }
 
 // Server is a running coordinator.

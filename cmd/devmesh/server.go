@@ -25,9 +25,11 @@ type serverOptions struct {
 	adminsReachAll   bool
 	logLevel         string
 
-	terraformPath       string
-	provisioners        int
-	disableProvisioning bool
+	terraformPath         string
+	provisioners          int
+	disableProvisioning   bool
+	providerMirrors       []string
+	allowProviderDownload bool
 }
 
 func defaultDataDir() string {
@@ -62,6 +64,8 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&o.terraformPath, "terraform-path", "", "terraform (1.5 or newer) or OpenTofu executable for builds (default: terraform on PATH, else tofu)")
 	f.IntVar(&o.provisioners, "provisioners", 2, "how many workspace builds run at once")
 	f.BoolVar(&o.disableProvisioning, "disable-provisioning", false, "run no terraform: no templates or template workspaces (for a coordinator without terraform)")
+	f.StringArrayVar(&o.providerMirrors, "provider-mirror", nil, "directory made by `terraform providers mirror` with providers templates may use (repeatable)")
+	f.BoolVar(&o.allowProviderDownload, "allow-provider-download", false, "let terraform download providers other than devmesh's from their registries")
 	return cmd
 }
 
@@ -90,9 +94,11 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 		NodeKeyExpiry:  o.nodeKeyExpiry,
 		EphemeralAfter: o.ephemeralTimeout,
 
-		TerraformPath:       o.terraformPath,
-		Provisioners:        o.provisioners,
-		DisableProvisioning: o.disableProvisioning,
+		TerraformPath:         o.terraformPath,
+		Provisioners:          o.provisioners,
+		DisableProvisioning:   o.disableProvisioning,
+		ProviderMirrors:       o.providerMirrors,
+		AllowProviderDownload: o.allowProviderDownload,
 	})
 	if err != nil {
 		return err

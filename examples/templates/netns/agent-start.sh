@@ -1,0 +1,26 @@
+#!/bin/sh
+# Starts the workspace's agent inside its namespace, in the background.
+# Environment: NS, DIR, INIT_SCRIPT (devmesh_agent.init_script) and
+# DEVMESH_AGENT_TOKEN. The agent's output goes to $DIR/agent.log.
+set -eu
+mkdir -p "$DIR/home"
+pidfile=$DIR/agent.pid
+log=$DIR/agent.log
+if [ -f "$pidfile" ]; then
+	kill "$(cat "$pidfile")" 2>/dev/null || true
+	rm -f "$pidfile"
+fi
+printf '%s\n' "$INIT_SCRIPT" >"$DIR/init.sh"
+unset INIT_SCRIPT
+cd "$DIR/home"
+# A session of its own, so that the agent outlives terraform and misses the
+# signals sent to terraform's process group. The token stays in the
+# environment, off every command line.
+setsid ip netns exec "$NS" nohup sh "$DIR/init.sh" >>"$log" 2>&1 </dev/null &
+echo $! >"$pidfile"
+sleep 1
+if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+	echo "devmesh agent exited at once; last lines of $log:" >&2
+	tail -n 20 "$log" >&2
+	exit 1
+fi
