@@ -42,6 +42,12 @@ func newRootCmd() *cobra.Command {
 		newRestartCmd(),
 		newBuildsCmd(),
 		newCancelCmd(),
+		newSSHCmd(),
+		newConfigSSHCmd(),
+		newPortForwardCmd(),
+		newPingCmd(),
+		newSpeedtestCmd(),
+		newNetcheckCmd(),
 	)
 	return root
 }

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/devmesh/devmesh/node"
+	"github.com/devmesh/devmesh/tunnel"
+)
+
+type netcheckOptions struct {
+	tunnelFlags
+	output string
+}
+
+func newNetcheckCmd() *cobra.Command {
+	var o netcheckOptions
+	cmd := &cobra.Command{
+		Use:   "netcheck",
+		Short: "Check this network for direct tailnet paths: UDP, public address, NAT type, relay latency",
+		Long: `Probe this network against the coordinator's relays and STUN servers:
+whether UDP gets out, this machine's public address(es), whether the NAT
+gives each destination its own public port (a "hard" NAT, which hinders
+direct paths), and the latency to each relay region.
+
+Run it on both ends when devmesh ping shows a path that stays relayed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runNetcheck(cmd, o) },
+	}
+	o.tunnelFlags.add(cmd, false)
+	addOutputFlag(cmd, &o.output)
+	return cmd
+}
+
+func runNetcheck(cmd *cobra.Command, o netcheckOptions) error {
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
+	api, _, err := newAPIClient()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	stderr := cmd.ErrOrStderr()
+	prog := newProgress(stderr, o.verbose)
+	defer prog.stop()
+	// The relay map comes with a node's netmap: join briefly to get it.
+	prog.step("Getting the relay map from the coordinator")
+	n, err := tunnel.Join(ctx, api, tunnel.JoinOptions{Logger: o.logger(stderr)})
+	if err != nil {
+		return err
+	}
+	dm, err := n.DERPMap(ctx)
+	tunnel.Leave(n)
+	if err != nil {
+		return fmt.Errorf("get the relay map: %w", err)
+	}
+	prog.step("Probing the network")
+	r, err := node.Netcheck(ctx, dm, o.logger(stderr))
+	if err != nil {
+		return err
+	}
+	prog.done("Done")
+	if o.output == outputJSON {
+		return writeJSONOutput(cmd.OutOrStdout(), r)
+	}
+	return printNetReport(cmd.OutOrStdout(), r)
+}
+
+func printNetReport(w io.Writer, r *node.NetReport) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "UDP:\t%s\n", yesNo(r.UDP, "yes", "no (blocked? direct paths need outbound UDP)"))
+	var eps []string
+	for _, e := range r.Endpoints {
+		eps = append(eps, e.String())
+	}
+	fmt.Fprintf(tw, "Public address:\t%s\n", orDash(strings.Join(eps, ", ")))
+	fmt.Fprintf(tw, "IPv4 / IPv6:\t%s / %s\n", yesNo(r.IPv4, "yes", "no"), yesNo(r.IPv6, "yes", "no"))
+	mapping := fmt.Sprintf("unknown (telling needs STUN servers at two or more addresses; this coordinator has %d)", r.STUNServers)
+	if m := r.MappingVariesByDestIP; m != nil {
+		mapping = yesNo(*m, "hard: the public port varies by destination (direct paths are harder)", "easy: one public port for every destination")
+	}
+	fmt.Fprintf(tw, "NAT mapping:\t%s\n", mapping)
+	if r.CaptivePortal {
+		fmt.Fprintf(tw, "Captive portal:\tyes (log in to this network first)\n")
+	}
+	preferred := "none answered"
+	for _, reg := range r.Regions {
+		if reg.ID == r.PreferredRegion {
+			preferred = fmt.Sprintf("%s (%s)", reg.Code, reg.Name)
+		}
+	}
+	fmt.Fprintf(tw, "Nearest relay:\t%s\n", preferred)
+	fmt.Fprintf(tw, "Relay latency:\t\n")
+	for _, reg := range r.Regions {
+		lat := "no answer"
+		if reg.Latency > 0 {
+			lat = fmtLatency(reg.Latency)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", reg.Code, lat, reg.Name)
+	}
+	return tw.Flush()
+}
+
+func yesNo(b bool, yes, no string) string {
+	if b {
+		return yes
+	}
+	return no
+}
