@@ -92,19 +92,19 @@ resource "terraform_data" "vm" {
 // templateWorkspace creates a workspace from the active version of a
 // template directly in the store (the create command is tested with the
 // workspace commands).
-func templateWorkspace(t *testing.T, srv *apitest.Server, owner, name, template string, vars map[string]string) {
+func templateWorkspace(t *testing.T, st *store.Store, owner, name, template string, vars map[string]string) {
 	t.Helper()
 	ctx := context.Background()
-	u, err := srv.Store.UserByName(ctx, owner)
+	u, err := st.UserByName(ctx, owner)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tpl, err := srv.Store.TemplateByName(ctx, template)
+	tpl, err := st.TemplateByName(ctx, template)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(vars)
-	if _, err := srv.Store.CreateWorkspace(ctx, store.Workspace{UUID: uuid.NewString(), OwnerID: u.ID, Name: name,
+	if _, err := st.CreateWorkspace(ctx, store.Workspace{UUID: uuid.NewString(), OwnerID: u.ID, Name: name,
 		TemplateID: tpl.ID, TemplateVersionID: tpl.ActiveVersionID, Variables: string(b)}); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestCLIBuilds(t *testing.T) {
 	srv := provisioningServer(t)
 	mustRun(t, cliAdminPW+"\n", "login", srv.URL, "--username", "root", "--password-stdin")
 	mustRun(t, "", "templates", "push", "base", "-d", writeTemplate(t, cliTemplate))
-	templateWorkspace(t, srv, "root", "dev", "base", map[string]string{"region": "eu"})
+	templateWorkspace(t, srv.Store, "root", "dev", "base", map[string]string{"region": "eu"})
 
 	stdout, stderr := mustRun(t, "", "start", "dev")
 	if !strings.Contains(stdout, "Build #1 (start) of dev succeeded") || !strings.Contains(stdout, "the workspace is started") {
@@ -203,7 +203,7 @@ resource "terraform_data" "broken" {
 }
 `
 	mustRun(t, "", "templates", "push", "broken", "-d", writeTemplate(t, fail))
-	templateWorkspace(t, srv, "root", "bad", "broken", nil)
+	templateWorkspace(t, srv.Store, "root", "bad", "broken", nil)
 	_, stderr, err = runCLI(t, "", "start", "bad")
 	if err == nil || !strings.Contains(err.Error(), "build #1 (start) of bad failed: terraform apply failed") || !strings.Contains(stderr, "the-disk-is-full") {
 		t.Errorf("failing start: %v\n%s", err, stderr)
@@ -234,7 +234,7 @@ resource "terraform_data" "slow" {
 	if _, err := c.PushTemplate(ctx, "slow", archive, ""); err != nil {
 		t.Fatal(err)
 	}
-	templateWorkspace(t, srv, "root", "dev", "slow", nil)
+	templateWorkspace(t, srv.Store, "root", "dev", "slow", nil)
 	b, err := c.CreateBuild(ctx, "dev", client.TransitionStart)
 	if err != nil {
 		t.Fatal(err)

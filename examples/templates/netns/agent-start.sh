@@ -12,6 +12,16 @@ if [ -f "$pidfile" ]; then
 fi
 printf '%s\n' "$INIT_SCRIPT" >"$DIR/init.sh"
 unset INIT_SCRIPT
+# The agent keeps its SSH host key and tailnet node in a state directory
+# of its own per token: a new token (the coordinator rotates it on a start
+# after a stop, and removes the old agent's node) is a new agent, which
+# registers afresh instead of reviving the removed node.
+key=$(printf '%s' "$DEVMESH_AGENT_TOKEN" | cksum | cut -d' ' -f1)
+for old in "$DIR"/state/*; do
+	[ "$old" = "$DIR/state/$key" ] || rm -rf -- "$old"
+done
+XDG_STATE_HOME=$DIR/state/$key
+export XDG_STATE_HOME
 cd "$DIR/home"
 # A session of its own, so that the agent outlives terraform and misses the
 # signals sent to terraform's process group. The token stays in the
