@@ -51,6 +51,9 @@ type Node struct {
 	lc      *local.Client
 	tempDir string
 	once    sync.Once
+
+	primedMu sync.Mutex // guards primed
+	primed   map[netip.Addr]bool
 }
 
 var disableTelemetry = sync.OnceFunc(func() {
@@ -119,6 +122,7 @@ func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error)
 	if err != nil {
 		return nil, err
 	}
+	n.prime(ctx, ap.Addr())
 	return n.ts.Dial(ctx, network, ap.String())
 }
 

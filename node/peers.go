@@ -69,3 +69,44 @@ func findPeer(st *ipnstate.Status, host string, ip netip.Addr) (netip.Addr, bool
 	}
 	return netip.Addr{}, false
 }
+
+// primeBudget bounds how long the first Dial to a peer waits for the
+// peer to know this node.
+const primeBudget = 3 * time.Second
+
+// prime runs before the first Dial to a peer. A node that just joined
+// can learn of a peer before that peer learns of it; a WireGuard
+// handshake sent in that window is dropped and only retried after 5 s.
+// Disco pings (relayed until a direct path exists) are answered only
+// once the peer knows this node, so one pong means the handshake that
+// follows is accepted.
+func (n *Node) prime(ctx context.Context, ip netip.Addr) {
+	n.primedMu.Lock()
+	done := n.primed[ip]
+	n.primedMu.Unlock()
+	if done {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, primeBudget)
+	defer cancel()
+	for ctx.Err() == nil {
+		pctx, pcancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		_, err := n.Ping(pctx, ip)
+		pcancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// Even when the peer never answered (it may simply not run disco
+	// replies fast enough), go on: the dial itself will tell.
+	n.primedMu.Lock()
+	if n.primed == nil {
+		n.primed = map[netip.Addr]bool{}
+	}
+	n.primed[ip] = true
+	n.primedMu.Unlock()
+}
