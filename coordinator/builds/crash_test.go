@@ -174,3 +174,41 @@ func terraformPID(t *testing.T, root string) int {
 	}
 	return pid
 }
+
+// TestCloseInterrupts: closing the queue during a build that does not stop
+// within the close timeout kills its terraform, so nothing it started
+// outlives the queue, and the build ends failed, interrupted.
+func TestCloseInterrupts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	v := e.pushFiles("sleepy", map[string]string{"main.tf": header + `
+resource "terraform_data" "sleepy" {
+  provisioner "local-exec" {
+    command = "trap '' INT; sleep 60"
+  }
+}
+`})
+	ws := e.workspace("dev", v, nil)
+	e.q.Close()
+	root := t.TempDir()
+	r, err := provision.New(provision.Options{WorkRoot: root, DevmeshBinary: os.Args[0], InterruptGrace: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.q = e.startQueue(r, func(o *Options) { o.CloseTimeout = 300 * time.Millisecond })
+	b := e.enqueue(ws, provision.TransitionStart)
+	e.waitFor(b, "to sleep", func(b store.Build) bool {
+		return strings.Contains(e.logText(b), "terraform_data.sleepy: Creating...")
+	})
+	tfPID := terraformPID(t, root)
+	start := time.Now()
+	e.q.Close()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Close took %v", took)
+	}
+	waitGone(t, tfPID)
+	got := e.waitFor(b, "to end", store.Build.Finished)
+	if got.Status != store.BuildFailed || got.Reason != store.ReasonInterrupted {
+		t.Errorf("build after close: %s (%s)", got.Status, got.Reason)
+	}
+}

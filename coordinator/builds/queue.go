@@ -172,7 +172,8 @@ func (q *Queue) recover(ctx context.Context) error {
 
 // Close stops the workers. Running builds are interrupted (terraform gets
 // SIGINT) and marked failed, interrupted; Close waits for that at most
-// CloseTimeout. It is idempotent.
+// CloseTimeout, then kills what terraform is left, so that nothing it
+// started outlives the queue. It is idempotent.
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
 		q.cancel()
@@ -183,8 +184,15 @@ func (q *Queue) Close() error {
 		}()
 		select {
 		case <-done:
+			return
 		case <-time.After(q.opts.CloseTimeout):
-			q.log.Error("builds still running after the close timeout; they will be marked interrupted at the next start", "timeout", q.opts.CloseTimeout)
+		}
+		n, err := q.runner.CleanWorkRoot()
+		q.log.Error("builds still running after the close timeout: killed their terraform; they will be marked interrupted at the next start",
+			"timeout", q.opts.CloseTimeout, "killed", n, "err", err)
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
 		}
 	})
 	return nil
