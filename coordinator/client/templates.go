@@ -75,13 +75,22 @@ func (c *Client) PushTemplate(ctx context.Context, name string, archive []byte, 
 	if message != "" {
 		path += "?message=" + url.QueryEscape(message)
 	}
+	// Validation runs terraform init, which may download providers on a
+	// coordinator allowed to: give it longer than other calls.
+	hc := *c.http
+	if hc.Timeout != 0 && hc.Timeout < pushTimeout {
+		hc.Timeout = pushTimeout
+	}
 	var out TemplateVersion
-	resp, err := c.send(ctx, http.MethodPost, path, TemplateArchiveType, bytes.NewReader(archive))
+	resp, err := c.sendWith(ctx, &hc, http.MethodPost, path, TemplateArchiveType, bytes.NewReader(archive))
 	if err != nil {
 		return out, err
 	}
 	return out, decodeBody(resp, &out)
 }
+
+// pushTimeout bounds a template push, validation included.
+const pushTimeout = 10 * time.Minute
 
 // ListTemplates lists all templates.
 func (c *Client) ListTemplates(ctx context.Context) ([]Template, error) {
@@ -121,6 +130,10 @@ func (c *Client) TemplateArchive(ctx context.Context, name string, version int) 
 // send is do for bodies and responses that are not JSON: it returns the
 // response of a 2xx status for the caller to read and close.
 func (c *Client) send(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
+	return c.sendWith(ctx, c.http, method, path, contentType, body)
+}
+
+func (c *Client) sendWith(ctx context.Context, hc *http.Client, method, path, contentType string, body io.Reader) (*http.Response, error) {
 	u := c.base.JoinPath("api/v1")
 	req, err := http.NewRequestWithContext(ctx, method, u.String()+"/"+path, body)
 	if err != nil {
@@ -135,7 +148,7 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, bod
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
