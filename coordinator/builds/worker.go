@@ -87,42 +87,14 @@ func (q *Queue) load(ctx context.Context, b store.Build) (job, error) {
 // run runs one claimed build to its end.
 func (q *Queue) run(b store.Build) {
 	start := time.Now()
-	ctx, cancel := context.WithCancelCause(q.ctx)
-	defer cancel(nil)
-	q.mu.Lock()
-	q.running[b.ID] = cancel
-	q.mu.Unlock()
-	defer func() {
-		q.mu.Lock()
-		delete(q.running, b.ID)
-		q.mu.Unlock()
-	}()
-	stopPoll := q.pollCancel(ctx, b.ID, cancel)
-	defer stopPoll()
-
+	ctx, untrack := q.track(b.ID)
+	defer untrack()
 	logs := q.newBuildLog(b.ID)
 	defer logs.close()
 	log := q.log.With("build_id", b.ID, "workspace", b.WorkspaceName, "number", b.Number, "transition", b.Transition)
 	log.Info("build started")
 
-	j, err := q.load(ctx, b)
-	var res provision.BuildResult
-	if err == nil {
-		logs.printf(provision.StageSetup, provision.LevelInfo, "devmesh: build #%d of workspace %q: %s, template version %d, owner %s",
-			b.Number, j.ws.Name, b.Transition, j.version.Version, j.owner.Username)
-		if j.rotate && b.Transition == string(provision.TransitionStart) {
-			logs.printf(provision.StageSetup, provision.LevelInfo, "devmesh: the workspace has no registered agents: they get new tokens")
-		}
-		res, err = q.runner.Build(ctx, provision.BuildRequest{
-			Archive:           j.version.Archive,
-			Transition:        provision.Transition(b.Transition),
-			State:             j.state,
-			Variables:         j.vars,
-			Workspace:         provision.Workspace{ID: j.ws.UUID, Name: j.ws.Name, Owner: j.owner.Username, AccessURL: q.opts.AccessURL},
-			RotateAgentTokens: j.rotate,
-			Log:               logs.add,
-		})
-	}
+	j, res, err := q.execute(ctx, b, logs)
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(q.ctx), storeTimeout)
 	defer scancel()
 	// The state first: it is durable before anyone hears the build ended.
@@ -146,6 +118,46 @@ func (q *Queue) run(b store.Build) {
 	if status == store.BuildSucceeded && b.Transition == string(provision.TransitionDelete) {
 		q.deleteWorkspace(sctx, b, log)
 	}
+}
+
+// track gives a running build a context that Cancel (here, or through the
+// store from another coordinator) and Close interrupt. untrack releases it.
+func (q *Queue) track(buildID int64) (ctx context.Context, untrack func()) {
+	ctx, cancel := context.WithCancelCause(q.ctx)
+	q.mu.Lock()
+	q.running[buildID] = cancel
+	q.mu.Unlock()
+	stopPoll := q.pollCancel(ctx, buildID, cancel)
+	return ctx, func() {
+		stopPoll()
+		q.mu.Lock()
+		delete(q.running, buildID)
+		q.mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// execute loads what build b needs and runs terraform.
+func (q *Queue) execute(ctx context.Context, b store.Build, logs *buildLog) (job, provision.BuildResult, error) {
+	j, err := q.load(ctx, b)
+	if err != nil {
+		return j, provision.BuildResult{}, err
+	}
+	logs.printf(provision.StageSetup, provision.LevelInfo, "devmesh: build #%d of workspace %q: %s, template version %d, owner %s",
+		b.Number, j.ws.Name, b.Transition, j.version.Version, j.owner.Username)
+	if j.rotate && b.Transition == string(provision.TransitionStart) {
+		logs.printf(provision.StageSetup, provision.LevelInfo, "devmesh: the workspace has no registered agents: they get new tokens")
+	}
+	res, err := q.runner.Build(ctx, provision.BuildRequest{
+		Archive:           j.version.Archive,
+		Transition:        provision.Transition(b.Transition),
+		State:             j.state,
+		Variables:         j.vars,
+		Workspace:         provision.Workspace{ID: j.ws.UUID, Name: j.ws.Name, Owner: j.owner.Username, AccessURL: q.opts.AccessURL},
+		RotateAgentTokens: j.rotate,
+		Log:               logs.add,
+	})
+	return j, res, err
 }
 
 // outcome turns a build's error into its event and reason.
