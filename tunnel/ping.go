@@ -116,30 +116,38 @@ func Ping(ctx context.Context, n *node.Node, ip netip.Addr, opts PingOptions, on
 	return finish(sum, total)
 }
 
-// pingAttempt bounds one disco ping inside pingOnce. A ping sent before
-// the peer has this node in its netmap is dropped, not answered late, so
-// waiting long for it is pointless.
-const pingAttempt = 250 * time.Millisecond
+// First and longest wait for one disco ping inside pingOnce. A ping sent
+// before the peer has this node in its netmap is dropped, not answered
+// late, so it is resent soon; the wait doubles each time, so that a path
+// slower than the first wait still gets its answer.
+const (
+	pingFirstAttempt = 50 * time.Millisecond
+	pingMaxAttempt   = time.Second
+)
 
-// pingOnce pings ip until a reply comes or timeout passes, resending every
-// pingAttempt; the latency is that of the ping answered.
+// pingOnce pings ip until a reply comes or timeout passes; the latency is
+// that of the ping answered.
 func pingOnce(ctx context.Context, n *node.Node, ip netip.Addr, timeout time.Duration) (node.PingResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for {
-		actx, acancel := context.WithTimeout(ctx, min(pingAttempt, timeout))
+	for wait := pingFirstAttempt; ; wait = min(2*wait, pingMaxAttempt) {
+		actx, acancel := context.WithTimeout(ctx, wait)
 		res, err := n.Ping(actx, ip)
 		acancel()
-		if err == nil || ctx.Err() != nil {
-			if err != nil {
-				err = fmt.Errorf("no reply within %v", timeout)
-			}
-			return res, err
+		if err == nil {
+			return res, nil
 		}
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			return res, fmt.Errorf("no reply within %v", timeout)
-		case <-time.After(20 * time.Millisecond):
+		}
+		if actx.Err() == nil {
+			// Failed at once (the peer is not in the netmap yet): do
+			// not spin.
+			select {
+			case <-ctx.Done():
+				return res, fmt.Errorf("no reply within %v", timeout)
+			case <-time.After(wait):
+			}
 		}
 	}
 }

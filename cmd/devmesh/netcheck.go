@@ -95,13 +95,20 @@ func printNetReport(w io.Writer, r *node.NetReport) error {
 		}
 	}
 	fmt.Fprintf(tw, "Nearest relay:\t%s\n", preferred)
-	fmt.Fprintf(tw, "Relay latency:\t\n")
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "Relay latency:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, reg := range r.Regions {
 		lat := "no answer"
 		if reg.Latency > 0 {
 			lat = fmtLatency(reg.Latency)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", reg.Code, lat, reg.Name)
+	}
+	if !r.UDP {
+		defer fmt.Fprintln(w, "Without UDP, every connection is relayed through DERP: allow outbound UDP for direct paths.")
 	}
 	return tw.Flush()
 }

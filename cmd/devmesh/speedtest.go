@@ -68,12 +68,14 @@ func runSpeedtest(cmd *cobra.Command, targetArg string, o speedtestOptions) erro
 		return err
 	}
 	defer tc.Close()
-	conn, err := tunnel.Dial(ctx, tc.node, "tcp", tc.ep.Addr, tunnel.SpeedtestPort)
+	dctx, cancelDial := context.WithTimeout(ctx, connectTimeout)
+	conn, err := tunnel.Dial(dctx, tc.node, "tcp", tc.ep.Addr, tunnel.SpeedtestPort)
+	cancelDial()
 	if node.IsRefused(err) {
 		return fmt.Errorf("agent %s of %s does not serve the speedtest (port %d): its devmesh may be too old", tc.ep.Target.Agent, tc.ep.Target.Workspace, tunnel.SpeedtestPort)
 	}
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", tc.ep.Target, err)
+		return connectError(tc, err)
 	}
 	tc.prog.done("Connected")
 	out := cmd.OutOrStdout()

@@ -95,9 +95,11 @@ func runSSH(cmd *cobra.Command, targetArg string, command []string, o sshOptions
 		return sshFailure(cmd, err)
 	}
 	defer tc.Close()
-	c, err := tunnel.DialSSH(ctx, tc.node, tc.ep, tunnel.SSHOptions{User: sshUser()})
+	dctx, cancelDial := context.WithTimeout(ctx, connectTimeout)
+	c, err := tunnel.DialSSH(dctx, tc.node, tc.ep, tunnel.SSHOptions{User: sshUser()})
+	cancelDial()
 	if err != nil {
-		return sshFailure(cmd, err)
+		return sshFailure(cmd, connectError(tc, err))
 	}
 	defer c.Close()
 	tc.prog.done("Connected")
@@ -239,9 +241,11 @@ func runSSHStdio(cmd *cobra.Command, alias string, o sshOptions) error {
 	}
 	defer tc.Close()
 	checkKnownHost(stderr, alias, tc.ep)
-	conn, err := tunnel.Dial(ctx, tc.node, "tcp", tc.ep.Addr, tunnel.SSHPort)
+	dctx, cancelDial := context.WithTimeout(ctx, connectTimeout)
+	conn, err := tunnel.Dial(dctx, tc.node, "tcp", tc.ep.Addr, tunnel.SSHPort)
+	cancelDial()
 	if err != nil {
-		return fmt.Errorf("connect to %s over the tailnet: %w", tc.ep.Target, err)
+		return connectError(tc, err)
 	}
 	tc.prog.done("Connected")
 	err = tunnel.Proxy(ctx, conn, cmd.InOrStdin(), cmd.OutOrStdout())

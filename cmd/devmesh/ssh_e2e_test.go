@@ -287,10 +287,15 @@ func TestE2EOpenSSH(t *testing.T) {
 			t.Fatalf("ssh devmesh.dev: %v, stdout %q, stderr %s", err, out, stderr.String())
 		}
 		t.Logf("ssh devmesh.dev (cold ProxyCommand): %v", time.Since(start).Round(time.Millisecond))
-		out, err = sshCmd("ssh", "devmesh.dev.main", "echo", "by agent name").CombinedOutput()
+		start = time.Now()
+		stderr.Reset()
+		cmd = sshCmd("ssh", "devmesh.dev.main", "echo", "by agent name")
+		cmd.Stderr = &stderr
+		out, err = cmd.Output()
 		if err != nil || string(out) != "by agent name\n" {
-			t.Fatalf("ssh devmesh.dev.main: %v, %q", err, out)
+			t.Fatalf("ssh devmesh.dev.main: %v, %q, stderr %s", err, out, stderr.String())
 		}
+		t.Logf("ssh devmesh.dev.main: %v %s", time.Since(start).Round(time.Millisecond), stderr.String())
 	})
 
 	t.Run("PTY", func(t *testing.T) {

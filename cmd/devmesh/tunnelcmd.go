@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -91,6 +92,19 @@ func openTunnel(ctx context.Context, stderr io.Writer, target tunnel.Target, f t
 	return &tunnelConn{api: api, ep: ep, node: r.n, prog: prog}, nil
 }
 
+// connectTimeout bounds connecting to an agent the API says is
+// connected.
+const connectTimeout = 30 * time.Second
+
+// connectError explains a failed connection to the agent.
+func connectError(tc *tunnelConn, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, node.ErrNoPeer) {
+		return fmt.Errorf("could not reach %s over the tailnet within %v (the coordinator says it is connected; "+
+			"check `devmesh ping %s` and `devmesh netcheck`): %w", tc.ep.Target, connectTimeout, tc.ep.Target, err)
+	}
+	return err
+}
+
 // Close leaves the tailnet.
 func (tc *tunnelConn) Close() {
 	tc.prog.stop()
@@ -112,14 +126,20 @@ type progress struct {
 
 	mu      sync.Mutex
 	current string // guarded by mu: the step in progress
+	printed bool   // guarded by mu: current has been printed
 	slow    bool   // guarded by mu: slowAfter has passed
 	stopped bool   // guarded by mu
 }
 
 func newProgress(w io.Writer, verbose bool) *progress {
+	return newProgressAfter(w, verbose, slowAfter)
+}
+
+// newProgressAfter is newProgress with another threshold (for tests).
+func newProgressAfter(w io.Writer, verbose bool, after time.Duration) *progress {
 	p := &progress{w: w, verbose: verbose, start: time.Now()}
 	if !verbose {
-		p.timer = time.AfterFunc(slowAfter, p.becameSlow)
+		p.timer = time.AfterFunc(after, p.becameSlow)
 	}
 	return p
 }
@@ -131,8 +151,9 @@ func (p *progress) becameSlow() {
 		return
 	}
 	p.slow = true
-	if p.current != "" {
+	if p.current != "" && !p.printed {
 		p.printLocked(p.current)
+		p.printed = true
 	}
 }
 
@@ -140,18 +161,21 @@ func (p *progress) becameSlow() {
 func (p *progress) step(msg string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.current = msg
+	p.current, p.printed = msg, false
 	if (p.verbose || p.slow) && !p.stopped {
 		p.printLocked(msg)
+		p.printed = true
 	}
 }
 
-// always prints msg now (waiting, which is slow by nature).
+// always prints msg now and makes it the current step (waiting, which is
+// slow by nature).
 func (p *progress) always(msg string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.stopped {
 		p.printLocked(msg)
+		p.current, p.printed = msg, true
 	}
 }
 
