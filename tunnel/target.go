@@ -21,9 +21,6 @@ import (
 // devmesh.WS and devmesh.WS.AGENT.
 const AliasPrefix = "devmesh."
 
-// DefaultAgent is the name of a workspace's agent when it has one.
-const DefaultAgent = "main"
-
 var (
 	// ErrNotFound: the workspace does not exist or belongs to someone
 	// else (the API does not tell the two apart).
