@@ -122,7 +122,7 @@ func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	n.prime(ctx, ap.Addr())
+	n.WaitReachable(ctx, ap.Addr())
 	return n.ts.Dial(ctx, network, ap.String())
 }
 

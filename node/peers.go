@@ -74,26 +74,29 @@ func findPeer(st *ipnstate.Status, host string, ip netip.Addr) (netip.Addr, bool
 // peer to know this node.
 const primeBudget = 3 * time.Second
 
-// prime runs before the first Dial to a peer. A node that just joined
-// can learn of a peer before that peer learns of it; a WireGuard
-// handshake sent in that window is dropped and only retried after 5 s.
-// Disco pings (relayed until a direct path exists) are answered only
-// once the peer knows this node, so one pong means the handshake that
-// follows is accepted.
-func (n *Node) prime(ctx context.Context, ip netip.Addr) {
+// WaitReachable disco-pings the peer until it answers, for at most 3 s,
+// once per peer (Dial calls it before the first connection). A node that
+// just joined can learn of a peer before that peer learns of it; a
+// WireGuard handshake sent in that window is dropped and only retried
+// after 5 s. Disco pings (relayed until a direct path exists) are
+// answered only once the peer knows this node, so one pong means the
+// handshake that follows is accepted. It returns an error if the peer
+// never answered; callers may still try to connect.
+func (n *Node) WaitReachable(ctx context.Context, ip netip.Addr) error {
 	n.primedMu.Lock()
 	done := n.primed[ip]
 	n.primedMu.Unlock()
 	if done {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, primeBudget)
 	defer cancel()
-	for ctx.Err() == nil {
+	var err error
+	for {
 		pctx, pcancel := context.WithTimeout(ctx, 250*time.Millisecond)
-		_, err := n.Ping(pctx, ip)
+		_, err = n.Ping(pctx, ip)
 		pcancel()
-		if err == nil {
+		if err == nil || ctx.Err() != nil {
 			break
 		}
 		select {
@@ -101,12 +104,16 @@ func (n *Node) prime(ctx context.Context, ip netip.Addr) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	// Even when the peer never answered (it may simply not run disco
-	// replies fast enough), go on: the dial itself will tell.
+	// Mark the peer even when it never answered: the dials that follow
+	// will tell, without paying this wait again.
 	n.primedMu.Lock()
 	if n.primed == nil {
 		n.primed = map[netip.Addr]bool{}
 	}
 	n.primed[ip] = true
 	n.primedMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("peer %v did not answer disco pings: %w", ip, err)
+	}
+	return nil
 }

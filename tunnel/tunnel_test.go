@@ -50,8 +50,8 @@ func newFixture(t *testing.T) *fixture {
 		Addr:    f.agent.Addr,
 		HostKey: f.agent.Signer.PublicKey(),
 	}
-	// As the commands do: see WarmUp.
-	tunnel.WarmUp(t.Context(), f.laptop, f.agent.Addr)
+	// As the commands do: see node.WaitReachable.
+	f.laptop.WaitReachable(t.Context(), f.agent.Addr)
 	t.Logf("fixture up in %v", time.Since(start).Round(time.Millisecond))
 	return f
 }

@@ -84,7 +84,7 @@ func runPortForward(cmd *cobra.Command, targetArg string, o portForwardOptions) 
 		return err
 	}
 	defer tc.Close()
-	tunnel.WarmUp(ctx, tc.node, tc.ep.Addr)
+	tc.node.WaitReachable(ctx, tc.ep.Addr)
 	tc.prog.done("Connected")
 	d := &tunnel.FallbackDialer{Node: tc.node, Endpoint: tc.ep, Logger: o.logger(cmd.ErrOrStderr())}
 	defer d.Close()
