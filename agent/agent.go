@@ -162,6 +162,7 @@ func (a *Agent) serve(ctx context.Context, m client.AgentManifest, n *node.Node,
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Serve(sshLn) })
 	wg.Go(func() { serveSpeedtest(ctx, stLn, authorize, a.log.With("component", "speedtest")) })
+	wg.Go(func() { a.serveForwards(ctx, n, authorize) })
 	wg.Go(func() { logs.run(ctx) })
 	wg.Go(func() { a.publishInfo(ctx, signer) })
 	wg.Go(func() { a.runStartup(ctx, m, logs) })

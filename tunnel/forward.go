@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/devmesh/devmesh/agent/udprelay"
 )
 
 // DialFunc dials over the tailnet, like (*node.Node).Dial.
@@ -109,19 +111,23 @@ func (f *Forwarder) listen(s ForwardSpec) (netip.AddrPort, error) {
 func (f *Forwarder) Addrs() []netip.AddrPort { return f.addrs }
 
 // Run forwards to the given ports of remote, reached with dial (usually
-// a node's Dial), until ctx ends or Close is called; then it closes the
+// a node's Dial): TCP to remote's port (which the agent takes to the
+// workspace's loopback when it does not serve that port itself), UDP
+// through the agent's UDP relay (package udprelay) to that port on the
+// workspace's loopback. It runs until ctx ends or Close is called; then it closes the
 // forwarder and returns nil. It returns an error if a listener fails. Run
 // may be called once.
 func (f *Forwarder) Run(ctx context.Context, dial DialFunc, remote netip.Addr) error {
 	f.dialer = dial
 	errc := make(chan error, len(f.opts.Specs))
+	relay := netip.AddrPortFrom(remote, udprelay.Port).String()
 	for i, s := range f.opts.Specs {
 		remote := net.JoinHostPort(remote.String(), strconv.Itoa(int(s.RemotePort)))
 		if !f.goTracked(func() {
 			if s.Network == "tcp" {
 				errc <- f.serveTCP(f.lns[i], remote)
 			} else {
-				errc <- f.serveUDP(f.pcs[i], remote)
+				errc <- f.serveUDP(f.pcs[i], relay, s.RemotePort)
 			}
 		}) {
 			return nil

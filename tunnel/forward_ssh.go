@@ -4,19 +4,22 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/devmesh/devmesh/agent/udprelay"
 	"github.com/devmesh/devmesh/node"
 )
 
 // FallbackDialer reaches TCP ports of a workspace: over the tailnet to the
-// agent's address first and, when nothing listens there, through the
+// agent's address first (agents take a port they do not serve themselves
+// to the workspace's loopback) and, when that is refused, through the
 // agent's SSH server, which then connects to that port on the workspace's
 // loopback (a direct-tcpip channel, as `ssh -L` opens). The second path
-// reaches servers that listen only on localhost, and works with agents
-// that serve nothing but SSH on their tailnet address.
+// serves agents that predate the first, which serve nothing but SSH and
+// the speedtest on their tailnet address.
 type FallbackDialer struct {
 	Node     *node.Node
 	Endpoint Endpoint // HostKey needed for the fallback
@@ -27,13 +30,15 @@ type FallbackDialer struct {
 }
 
 // Dial dials addr ("ip:port" of the agent) over network. UDP never falls
-// back: SSH does not carry datagrams.
+// back (SSH does not carry datagrams), nor does the agent's UDP relay
+// port: the workspace's localhost:4445 is not the relay.
 func (d *FallbackDialer) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	c, err := d.Node.Dial(ctx, network, addr)
-	if err == nil || network != "tcp" || !node.IsRefused(err) || d.Endpoint.HostKey == nil {
+	_, port, _ := net.SplitHostPort(addr)
+	if err == nil || network != "tcp" || !node.IsRefused(err) || d.Endpoint.HostKey == nil ||
+		port == strconv.Itoa(udprelay.Port) {
 		return c, err
 	}
-	_, port, _ := net.SplitHostPort(addr)
 	sc, serr := d.sshClient(ctx)
 	if serr != nil {
 		return nil, err // the tailnet's answer is the more useful one

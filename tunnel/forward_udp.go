@@ -1,33 +1,30 @@
 package tunnel
 
 import (
-	"errors"
+	"bufio"
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
-	"time"
+
+	"github.com/devmesh/devmesh/agent/udprelay"
 )
 
 // maxDatagram is the largest UDP payload forwarded.
-const maxDatagram = 64 << 10
+const maxDatagram = udprelay.MaxDatagram
 
-// udpSession is the flow of one local client address: a connected UDP
-// socket on the tailnet to the remote port.
+// udpSession is the flow of one local client address: a stream to the
+// agent's UDP relay (see package udprelay), which sends the datagrams
+// from a socket of its own to the remote port on the workspace's
+// loopback.
 type udpSession struct {
-	conn       net.Conn
-	lastActive atomic.Int64 // unix nanoseconds
+	conn net.Conn
+	idle *udprelay.IdleTimer // closes conn when the flow is quiet
 }
 
-func (s *udpSession) touch() { s.lastActive.Store(time.Now().UnixNano()) }
-
-func (s *udpSession) idle() time.Duration {
-	return time.Since(time.Unix(0, s.lastActive.Load()))
-}
-
-// serveUDP forwards datagrams from each local client address to remote
-// over its own session, and the replies back to that address.
-func (f *Forwarder) serveUDP(pc *net.UDPConn, remote string) error {
+// serveUDP forwards datagrams from each local client address over a
+// relay stream of its own to relay (the agent's ip:UDPRelayPort), for
+// port on the workspace's loopback, and the replies back to that address.
+func (f *Forwarder) serveUDP(pc *net.UDPConn, relay string, port uint16) error {
 	var mu sync.Mutex // guards sessions
 	sessions := map[netip.AddrPort]*udpSession{}
 	buf := make([]byte, maxDatagram)
@@ -43,52 +40,64 @@ func (f *Forwarder) serveUDP(pc *net.UDPConn, remote string) error {
 		s := sessions[from]
 		mu.Unlock()
 		if s == nil {
-			conn, err := f.dial("udp", remote)
-			if err != nil {
-				f.log.Warn("port-forward: udp dial", "from", from, "to", remote, "err", err)
+			if s = f.openUDPSession(relay, port, from); s == nil {
+				if f.isClosed() {
+					return nil
+				}
 				continue
 			}
-			if !f.track(conn) {
-				return nil
-			}
-			s = &udpSession{conn: conn}
-			s.touch()
 			mu.Lock()
 			sessions[from] = s
 			mu.Unlock()
-			f.log.Debug("port-forward: udp session", "from", from, "to", remote)
 			f.goTracked(func() {
 				f.udpReplies(pc, from, s)
 				mu.Lock()
 				delete(sessions, from)
 				mu.Unlock()
+				s.idle.Stop()
 				f.untrack(s.conn)
 				s.conn.Close()
 			})
 		}
-		s.touch()
-		if _, err := s.conn.Write(buf[:n]); err != nil {
-			f.log.Debug("port-forward: udp write", "to", remote, "err", err)
+		s.idle.Touch()
+		if err := udprelay.WriteFrame(s.conn, buf[:n]); err != nil {
+			f.log.Debug("port-forward: udp write", "to", relay, "port", port, "err", err)
 		}
 	}
 }
 
-// udpReplies copies datagrams from the session's remote socket to the
-// client until the session has been idle for the idle timeout or fails.
+// openUDPSession opens a relay stream for client; nil if that failed
+// (logged) or f is closed.
+func (f *Forwarder) openUDPSession(relay string, port uint16, client netip.AddrPort) *udpSession {
+	conn, err := f.dial("tcp", relay)
+	if err != nil {
+		f.log.Warn("port-forward: udp: cannot reach the agent's relay", "from", client, "relay", relay, "err", err)
+		return nil
+	}
+	if !f.track(conn) {
+		return nil
+	}
+	if err := udprelay.WriteHeader(conn, port); err != nil {
+		f.log.Warn("port-forward: udp: relay", "from", client, "relay", relay, "err", err)
+		f.untrack(conn)
+		conn.Close()
+		return nil
+	}
+	f.log.Debug("port-forward: udp session", "from", client, "relay", relay, "port", port)
+	return &udpSession{conn: conn, idle: udprelay.NewIdleTimer(f.opts.UDPIdleTimeout, func() { conn.Close() })}
+}
+
+// udpReplies copies datagrams from the relay stream to the client until
+// the stream ends: the agent closed it, or the idle timer did.
 func (f *Forwarder) udpReplies(pc *net.UDPConn, client netip.AddrPort, s *udpSession) {
-	idle := f.opts.UDPIdleTimeout
+	r := bufio.NewReader(s.conn)
 	buf := make([]byte, maxDatagram)
 	for {
-		s.conn.SetReadDeadline(time.Now().Add(idle - s.idle()))
-		n, err := s.conn.Read(buf)
+		n, err := udprelay.ReadFrame(r, buf)
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && s.idle() < idle {
-				continue // the client sent something meanwhile
-			}
 			return
 		}
-		s.touch()
+		s.idle.Touch()
 		if _, err := pc.WriteToUDPAddrPort(buf[:n], client); err != nil {
 			return
 		}

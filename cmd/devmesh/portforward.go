@@ -27,10 +27,14 @@ A forward is LOCAL:REMOTE, listening on 127.0.0.1:LOCAL, or
 ADDR:LOCAL:REMOTE to listen on another address ([::1]:8080:80,
 0.0.0.0:8080:80). LOCAL 0 picks a free port.
 
-TCP goes to the agent's tailnet address; when nothing listens there, it goes
-through the agent's SSH server to that port on the workspace's localhost
-(like ssh -L), so servers bound to localhost work too. UDP goes to the
-agent's tailnet address only.
+Both reach services on the workspace's localhost (127.0.0.1:REMOTE). TCP
+goes straight to that port of the agent's tailnet address, which the agent
+connects to the workspace's localhost (an agent of an older devmesh is
+reached through its SSH server instead, like ssh -L). UDP goes through the
+agent's UDP relay (tailnet TCP port 4445): one stream per local client
+address, each datagram framed, sent by the agent from its own socket to
+127.0.0.1:REMOTE; a client quiet for 60s loses its flow. Only the
+workspace owner's devices get through.
 
   devmesh port-forward dev --tcp 8080:80 --tcp 5432:5432 --udp 5353:53`,
 		Args: cobra.ExactArgs(1),

@@ -443,10 +443,12 @@ func TestE2EPortForwardPingSpeedtest(t *testing.T) {
 	dev := w.createWorkspace("dev", true)
 
 	// port-forward: TCP to a port the agent node serves, TCP to a server
-	// on the workspace's loopback only (through SSH), UDP.
+	// on the workspace's loopback only (through SSH: the stand-in agent
+	// has no TCP fallback), UDP to the workspace's loopback (the relay).
 	ln, _ := dev.agent.Node.Listen("tcp", ":7000")
 	go e2eServeEcho(ln)
-	pc, _ := dev.agent.Node.ListenPacket("udp", dev.agent.Addr.String()+":5353")
+	pc, _ := net.ListenPacket("udp", "127.0.0.1:0") // the agent's relay reaches its loopback
+	udpPort := pc.LocalAddr().(*net.UDPAddr).Port
 	go func() {
 		buf := make([]byte, 1500)
 		for {
@@ -473,7 +475,7 @@ func TestE2EPortForwardPingSpeedtest(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- runDevmesh(ctx, strings.NewReader(""), pw, &errOut, "port-forward", "dev",
-			"--tcp", fmt.Sprintf("%d:7000", tcp1), "--tcp", fmt.Sprintf("%d:%s", tcp2, loopPort), "--udp", fmt.Sprintf("%d:5353", udp))
+			"--tcp", fmt.Sprintf("%d:7000", tcp1), "--tcp", fmt.Sprintf("%d:%s", tcp2, loopPort), "--udp", fmt.Sprintf("%d:%d", udp, udpPort))
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)

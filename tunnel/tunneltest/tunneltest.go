@@ -1,7 +1,9 @@
 // Package tunneltest starts stand-ins for a workspace agent in tests of
 // client-side connectivity: a real tailnet node joined with an agent auth
-// key, serving the real SSH server (agent/sshd) on port 22 and the
-// speedtest protocol on port 4444. It does not need `devmesh agent`.
+// key, serving the real SSH server (agent/sshd) on port 22, the speedtest
+// protocol on port 4444 and the real UDP relay (agent/udprelay) on port
+// 4445, which reaches UDP services on this host's 127.0.0.1. It does not
+// need `devmesh agent`.
 package tunneltest
 
 import (
@@ -10,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +24,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/devmesh/devmesh/agent/sshd"
+	"github.com/devmesh/devmesh/agent/udprelay"
 	"github.com/devmesh/devmesh/coordinator/coordtest"
 	"github.com/devmesh/devmesh/node"
 )
@@ -59,7 +63,8 @@ type Agent struct {
 }
 
 // StartAgent joins the tailnet with an agent auth key (see
-// coordtest.AgentAuthKey) and serves SSH and the speedtest. Everything
+// coordtest.AgentAuthKey) and serves SSH, the speedtest and the UDP
+// relay. Everything
 // stops when the test ends.
 func StartAgent(t testing.TB, c *coordtest.Coordinator, agentAuthKey string) *Agent {
 	t.Helper()
@@ -88,7 +93,19 @@ func StartAgent(t testing.TB, c *coordtest.Coordinator, agentAuthKey string) *Ag
 		t.Fatal(err)
 	}
 	go ServeSpeedtest(st)
+	relay, err := n.Listen("tcp", fmt.Sprintf(":%d", udprelay.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		udprelay.Serve(ctx, relay, udprelay.ServerOptions{Logger: Logger(t)})
+	}()
 	t.Cleanup(func() {
+		cancel()
+		<-relayDone
 		st.Close()
 		srv.Close()
 	})
