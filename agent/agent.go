@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -54,7 +55,19 @@ type Options struct {
 	StatsInterval time.Duration
 	// HTTPClient makes the API calls (default: 30s timeout).
 	HTTPClient *http.Client
+	// TokenRejectedGrace is how long, from Run's start, the agent keeps
+	// retrying while the coordinator rejects a token it has never
+	// accepted (default DefaultTokenRejectedGrace; negative: no grace,
+	// give up at the first rejection). A template's agent starts during
+	// terraform apply, and its token is registered only when the build
+	// has finished. Once the token has been accepted (a record of it is
+	// kept in StateDir, so this holds across restarts), a rejection (the
+	// workspace was stopped or deleted) ends Run at once.
+	TokenRejectedGrace time.Duration
 }
+
+// DefaultTokenRejectedGrace is the default Options.TokenRejectedGrace.
+const DefaultTokenRejectedGrace = 10 * time.Minute
 
 // Agent is a workspace agent. Create it with New and run it with Run.
 type Agent struct {
@@ -62,8 +75,14 @@ type Agent struct {
 	log  *slog.Logger
 	api  *client.Client
 
-	// stop ends Run with a cause; set by Run before anything else runs.
-	stop context.CancelCauseFunc
+	// stop ends Run with a cause, and started is when Run began; both
+	// are set by Run before anything else runs.
+	stop    context.CancelCauseFunc
+	started time.Time
+	// accepted is set once the coordinator has accepted the token (in
+	// this run or, with this state directory, an earlier one); from then
+	// on a rejection stops the agent at once.
+	accepted atomic.Bool
 }
 
 // New validates o; it starts nothing.
@@ -88,6 +107,9 @@ func New(o Options) (*Agent, error) {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
+	if o.TokenRejectedGrace == 0 {
+		o.TokenRejectedGrace = DefaultTokenRejectedGrace
+	}
 	api, err := client.New(o.URL, o.Token, client.WithHTTPClient(o.HTTPClient),
 		client.WithUserAgent("devmesh-agent/"+o.Version))
 	if err != nil {
@@ -97,12 +119,15 @@ func New(o Options) (*Agent, error) {
 }
 
 // Run runs the agent until ctx ends (it then returns nil) or the
-// coordinator rejects the agent token (ErrTokenRejected). While the
-// coordinator is unreachable it retries with backoff and keeps serving.
+// coordinator rejects the agent token (ErrTokenRejected): at once if the
+// token was accepted before, else once Options.TokenRejectedGrace has
+// passed. While the coordinator is unreachable it retries with backoff
+// and keeps serving.
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	a.stop = stop
+	a.stop, a.started = stop, time.Now()
+	a.accepted.Store(a.acceptedBefore())
 	err := a.run(ctx)
 	if cause := context.Cause(ctx); errors.Is(cause, ErrTokenRejected) {
 		return cause

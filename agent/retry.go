@@ -2,17 +2,23 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/devmesh/devmesh/coordinator/client"
 )
 
 // ErrTokenRejected ends Run when the coordinator no longer accepts the
-// agent token: the workspace or the agent was deleted.
+// agent token (the workspace was stopped or deleted, or the agent
+// removed), or never accepted it within Options.TokenRejectedGrace.
 var ErrTokenRejected = errors.New("the coordinator rejected the agent token")
 
 // Backoff between attempts of an API call.
@@ -23,16 +29,22 @@ const (
 	warnEvery = time.Minute
 )
 
+// Backoff while a token the coordinator has never accepted is rejected:
+// short, because the build that registers it may finish any moment.
+const maxRejectedBackoff = 500 * time.Millisecond
+
 // retry calls fn until it succeeds, ctx ends, or the error is permanent:
-// the token was rejected (which also stops the agent) or the request
-// was refused (a 4xx other than 408 and 429). Network errors and 5xx are
-// retried with exponential backoff and jitter.
+// the token was rejected (which also stops the agent; see checkRejected)
+// or the request was refused (a 4xx other than 408 and 429). Network
+// errors and 5xx are retried with exponential backoff and jitter, and so
+// is a rejected token during the grace period.
 func retry(ctx context.Context, a *Agent, what string, fn func(context.Context) error) error {
 	backoff := minBackoff
-	var failingSince, lastWarn time.Time
+	var failingSince, lastWarn, waitingSince time.Time
 	for {
 		err := fn(ctx)
 		if err == nil {
+			a.tokenAccepted(waitingSince)
 			if !failingSince.IsZero() {
 				a.log.Info("reached the coordinator again", "call", what, "after", time.Since(failingSince).Round(time.Second))
 			}
@@ -41,20 +53,35 @@ func retry(ctx context.Context, a *Agent, what string, fn func(context.Context) 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if a.checkRejected(err) {
+		limit := maxBackoff
+		switch {
+		case a.checkRejected(err):
 			return ErrTokenRejected
-		}
-		if permanent(err) {
+		case isRejection(err):
+			// Not accepted yet, within the grace period.
+			limit = maxRejectedBackoff
+			now := time.Now()
+			if waitingSince.IsZero() {
+				waitingSince = now
+			}
+			if now.Sub(lastWarn) >= warnEvery {
+				a.log.Warn("agent token not accepted (yet): waiting for the build to finish or the workspace was deleted",
+					"call", what, "gives_up_in", a.graceLeft().Round(time.Second))
+				lastWarn = now
+			}
+		case permanent(err):
 			return fmt.Errorf("%s: %w", what, err)
+		default:
+			now := time.Now()
+			if failingSince.IsZero() {
+				failingSince = now
+			}
+			if now.Sub(lastWarn) >= warnEvery {
+				a.log.Warn("coordinator call failed; retrying", "call", what, "err", err)
+				lastWarn = now
+			}
 		}
-		now := time.Now()
-		if failingSince.IsZero() {
-			failingSince = now
-		}
-		if now.Sub(lastWarn) >= warnEvery {
-			a.log.Warn("coordinator call failed; retrying", "call", what, "err", err)
-			lastWarn = now
-		}
+		backoff = min(backoff, limit)
 		wait := backoff/2 + rand.N(backoff/2+1)
 		if ra := retryAfter(err); ra > wait {
 			wait = ra
@@ -64,7 +91,7 @@ func retry(ctx context.Context, a *Agent, what string, fn func(context.Context) 
 			return ctx.Err()
 		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, maxBackoff)
+		backoff = min(2*backoff, limit)
 	}
 }
 
@@ -79,15 +106,91 @@ func retryValue[T any](ctx context.Context, a *Agent, what string, fn func(conte
 	return out, err
 }
 
-// checkRejected reports whether err says the agent token is not accepted
-// (401), and if so stops the agent.
-func (a *Agent) checkRejected(err error) bool {
-	var e *client.Error
-	if !errors.As(err, &e) || e.Status != http.StatusUnauthorized || e.Code != client.CodeUnauthorized {
-		return false // not ours: a proxy in between says nothing about the token
+// tokenAccepted records that a call with the token succeeded; from now
+// on a rejection stops the agent at once, and so it does after a restart
+// (see acceptedFile). waitingSince is when the call was first rejected
+// (zero if it was not).
+func (a *Agent) tokenAccepted(waitingSince time.Time) {
+	if a.accepted.Swap(true) {
+		return
 	}
-	a.log.Error("the coordinator rejected the agent token; stopping", "err", err)
-	a.stop(fmt.Errorf("%w: %s", ErrTokenRejected, e.Message))
+	if err := a.recordAccepted(); err != nil {
+		a.log.Warn("record that the token was accepted", "err", err)
+	}
+	if !waitingSince.IsZero() {
+		a.log.Info("agent token accepted", "waited", time.Since(waitingSince).Round(100*time.Millisecond))
+	}
+}
+
+// acceptedFile, in the state directory, holds the SHA-256 of a token the
+// coordinator has accepted. An agent restarted with that token after its
+// workspace was stopped or deleted then stops at the first rejection
+// instead of waiting out the grace period meant for a token whose build
+// has not finished yet.
+const acceptedFile = "token-accepted"
+
+func (a *Agent) tokenHash() string {
+	h := sha256.Sum256([]byte(a.opts.Token))
+	return hex.EncodeToString(h[:])
+}
+
+func (a *Agent) recordAccepted() error {
+	if err := os.MkdirAll(a.opts.StateDir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(a.opts.StateDir, acceptedFile), []byte(a.tokenHash()+"\n"), 0o600)
+}
+
+// acceptedBefore reports whether the coordinator accepted this token in
+// an earlier run with this state directory.
+func (a *Agent) acceptedBefore() bool {
+	b, err := os.ReadFile(filepath.Join(a.opts.StateDir, acceptedFile))
+	return err == nil && strings.TrimSpace(string(b)) == a.tokenHash()
+}
+
+// graceLeft is how much of the grace period for a token not accepted yet
+// remains (0 or less: none).
+func (a *Agent) graceLeft() time.Duration {
+	if a.opts.TokenRejectedGrace < 0 {
+		return 0
+	}
+	return a.opts.TokenRejectedGrace - time.Since(a.started)
+}
+
+// isRejection reports whether err says the coordinator does not accept
+// the agent token (a 401 with our code; a proxy's 401 says nothing about
+// the token).
+func isRejection(err error) bool {
+	var e *client.Error
+	return errors.As(err, &e) && e.Status == http.StatusUnauthorized && e.Code == client.CodeUnauthorized
+}
+
+// checkRejected reports whether err says the agent token is not accepted
+// and the agent must stop, and if so stops it: the token was accepted
+// before (the workspace was stopped or deleted since), or it has not been
+// accepted within the grace period.
+func (a *Agent) checkRejected(err error) bool {
+	if !isRejection(err) {
+		return false
+	}
+	var e *client.Error
+	errors.As(err, &e)
+	if a.accepted.Load() {
+		a.log.Error("the coordinator rejected the agent token (the workspace was stopped or deleted); stopping", "err", err)
+		a.stop(fmt.Errorf("%w: %s", ErrTokenRejected, e.Message))
+		return true
+	}
+	if a.graceLeft() > 0 {
+		return false
+	}
+	if a.opts.TokenRejectedGrace < 0 {
+		a.log.Error("the coordinator rejected the agent token; stopping", "err", err)
+		a.stop(fmt.Errorf("%w: %s", ErrTokenRejected, e.Message))
+		return true
+	}
+	waited := time.Since(a.started).Round(time.Second)
+	a.log.Error("the coordinator did not accept the agent token within the grace period; stopping", "err", err, "waited", waited)
+	a.stop(fmt.Errorf("%w (not accepted in %v): %s", ErrTokenRejected, waited, e.Message))
 	return true
 }
 

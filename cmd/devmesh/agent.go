@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,8 +22,9 @@ const (
 
 func newAgentCmd() *cobra.Command {
 	var (
-		stateDir string
-		verbose  bool
+		stateDir   string
+		verbose    bool
+		tokenGrace time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -33,7 +35,14 @@ serves SSH to the workspace owner's devices.
 It reads the coordinator's URL from DEVMESH_URL and its token from
 DEVMESH_AGENT_TOKEN (never from a flag, which would show in ps). The state
 directory keeps the SSH host key and the tailnet node's keys, so a restart
-keeps the same host key and address.`,
+keeps the same host key and address.
+
+A token the coordinator has never accepted is retried for --token-grace
+(default 10m): a template's agent starts while its build still runs, and
+the build registers the token only when it finishes. A token that was
+accepted and is then rejected (the workspace was stopped or deleted) stops
+the agent at once, with a non-zero exit; the state directory remembers the
+acceptance across restarts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			url, token := os.Getenv(envAgentURL), os.Getenv(envAgentToken)
@@ -52,11 +61,16 @@ keeps the same host key and address.`,
 			if verbose {
 				level = slog.LevelDebug
 			}
+			grace := tokenGrace
+			if grace <= 0 {
+				grace = -1 // no grace: give up at the first rejection
+			}
 			a, err := agent.New(agent.Options{
-				URL:      url,
-				Token:    token,
-				StateDir: stateDir,
-				Logger:   slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
+				URL:                url,
+				Token:              token,
+				StateDir:           stateDir,
+				Logger:             slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
+				TokenRejectedGrace: grace,
 			})
 			if err != nil {
 				return err
@@ -66,6 +80,7 @@ keeps the same host key and address.`,
 	}
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "where the agent keeps its host key and node state (default $XDG_STATE_HOME/devmesh-agent or ~/.local/state/devmesh-agent)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log tailnet details too")
+	cmd.Flags().DurationVar(&tokenGrace, "token-grace", agent.DefaultTokenRejectedGrace, "how long to keep retrying a token the coordinator has not accepted yet (0: give up at once)")
 	return cmd
 }
 

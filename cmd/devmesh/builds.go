@@ -12,30 +12,53 @@ import (
 
 // newTransitionCmd returns `devmesh start|stop WS`.
 func newTransitionCmd(transition, short string) *cobra.Command {
-	var noWait bool
-	cmd := &cobra.Command{
-		Use:   transition + " WS",
-		Short: short,
-		Long: short + `.
+	var (
+		noWait       bool
+		agentTimeout time.Duration
+	)
+	long := short + `.
 
 The command queues a build and follows its log (terraform's output) until it
 ends; it exits non-zero if the build failed. Ctrl-C asks whether to cancel
-the build; --no-wait returns as soon as the build is queued.`,
-		Args: cobra.ExactArgs(1),
+the build; --no-wait returns as soon as the build is queued.`
+	if transition == client.TransitionStart {
+		long += `
+
+After the build it waits for the workspace's agents to connect (at most
+--agent-timeout), so that ` + "`devmesh ssh WS`" + ` works right after.`
+	}
+	cmd := &cobra.Command{
+		Use:   transition + " WS",
+		Short: short,
+		Long:  long,
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, _, err := newAPIClient()
 			if err != nil {
 				return err
 			}
-			b, err := c.CreateBuild(cmd.Context(), args[0], transition)
+			ctx := cmd.Context()
+			b, err := c.CreateBuild(ctx, args[0], transition)
 			if err != nil {
 				return err
 			}
-			return newBuildWaiter(cmd, c, args[0]).queued(cmd.Context(), b, noWait)
+			if err := newBuildWaiter(cmd, c, args[0]).queued(ctx, b, noWait); err != nil || noWait || transition != client.TransitionStart {
+				return err
+			}
+			return waitAgentsReady(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), c, args[0], agentTimeout)
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the build is queued")
+	if transition == client.TransitionStart {
+		addAgentTimeoutFlag(cmd, &agentTimeout)
+	}
 	return cmd
+}
+
+// addAgentTimeoutFlag adds --agent-timeout, how long a command that
+// starts a workspace waits for its agents after the build.
+func addAgentTimeoutFlag(cmd *cobra.Command, p *time.Duration) {
+	cmd.Flags().DurationVar(p, "agent-timeout", defaultAgentTimeout, "how long to wait for the agents to connect after the build (0: do not wait)")
 }
 
 func newStartCmd() *cobra.Command {
@@ -47,13 +70,17 @@ func newStopCmd() *cobra.Command {
 }
 
 func newRestartCmd() *cobra.Command {
-	var noWait bool
+	var (
+		noWait       bool
+		agentTimeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "restart WS",
 		Short: "Stop, then start a workspace",
 		Long: `Stop, then start a workspace. The start is queued once the stop has
 succeeded; with --no-wait both are queued at once (and the start runs even
-if the stop fails).`,
+if the stop fails). After the start it waits for the agents to connect, as
+start does.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, _, err := newAPIClient()
@@ -72,10 +99,14 @@ if the stop fails).`,
 			if b, err = c.CreateBuild(ctx, ws, client.TransitionStart); err != nil {
 				return err
 			}
-			return bw.queued(ctx, b, noWait)
+			if err := bw.queued(ctx, b, noWait); err != nil || noWait {
+				return err
+			}
+			return waitAgentsReady(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), c, ws, agentTimeout)
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "queue the stop and the start and return")
+	addAgentTimeoutFlag(cmd, &agentTimeout)
 	return cmd
 }
 

@@ -125,10 +125,7 @@ resource "terraform_data" "slow" {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := c.CreateWorkspace(ctx, client.CreateWorkspaceRequest{Name: "dev", Template: "crash", Variables: vars}); client.ErrorCode(err) == client.CodeNotImplemented {
-		templateWorkspace(t, st, "alice", "dev", "crash", vars) // until create calls the provisioning hook
-		mustRun(t, "", "start", "dev")
-	} else if err != nil {
+	if _, err := c.CreateWorkspace(ctx, client.CreateWorkspaceRequest{Name: "dev", Template: "crash", Variables: vars}); err != nil {
 		t.Fatal(err)
 	} else if b, err := c.FollowBuild(ctx, "dev", 1, 0, func(client.BuildLog) {}); err != nil || b.Status != client.BuildSucceeded {
 		t.Fatalf("first build: %+v, %v", b, err)

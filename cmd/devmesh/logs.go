@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,31 +21,118 @@ func newLogsCmd() *cobra.Command {
 	var (
 		agentName string
 		follow    bool
+		build     int
 	)
 	cmd := &cobra.Command{
 		Use:   "logs WS",
-		Short: "Print a workspace agent's logs (its startup script's output)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Print a workspace agent's logs, or a build's log",
+		Long: `Print a workspace's logs.
+
+By default: the agent's log, the output of its startup script (--agent
+picks one when the workspace has several). With --build N: build N's log,
+terraform's output (--build 0 or --build latest: the latest build; see
+` + "`devmesh builds WS`" + ` for the numbers).
+
+-f keeps printing new lines: an agent's until interrupted, a build's until
+the build has ended.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, _, err := newAPIClient()
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
+			if cmd.Flags().Changed("build") {
+				if agentName != "" {
+					return errors.New("choose one: --build N (a build's log) or --agent NAME (an agent's log)")
+				}
+				return printBuildLogs(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), c, args[0], build, follow)
+			}
 			ws, err := c.Workspace(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			name, err := pickAgent(ws, agentName)
 			if err != nil {
+				if len(ws.Agents) == 0 && ws.LatestBuild != nil {
+					return fmt.Errorf("workspace %s has no agents now (%s); its build logs: devmesh logs %s --build %d",
+						ws.Name, workspaceState(ws), ws.Name, ws.LatestBuild.Number)
+				}
 				return err
 			}
 			return printAgentLogs(ctx, cmd.OutOrStdout(), c, ws.Name, name, follow)
 		},
 	}
 	cmd.Flags().StringVar(&agentName, "agent", "", "the agent (needed when the workspace has several)")
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until interrupted")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines: an agent's until interrupted, a build's until it ends")
+	cmd.Flags().Var(buildNumber{&build}, "build", "print build `N`'s log instead (0 or latest: the latest build)")
 	return cmd
+}
+
+// buildNumber is a --build flag: a build number, 0 or "latest".
+type buildNumber struct{ n *int }
+
+func (b buildNumber) String() string {
+	if b.n == nil || *b.n == 0 {
+		return "latest"
+	}
+	return strconv.Itoa(*b.n)
+}
+
+func (b buildNumber) Set(s string) error {
+	if s == "latest" {
+		*b.n = 0
+		return nil
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(s, "#"))
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a build number or \"latest\"")
+	}
+	*b.n = n
+	return nil
+}
+
+func (buildNumber) Type() string { return "N" }
+
+// printBuildLogs prints a build's log (number 0: the latest) to w, then
+// with follow keeps printing until the build has ended; how it ended goes
+// to errOut.
+func printBuildLogs(ctx context.Context, w, errOut io.Writer, c *client.Client, ws string, number int, follow bool) error {
+	var werr error
+	print := func(l client.BuildLog) {
+		if werr == nil {
+			_, werr = fmt.Fprintln(w, l.Output)
+		}
+	}
+	if follow {
+		b, err := c.FollowBuild(ctx, ws, number, 0, print)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		fmt.Fprintf(errOut, "Build #%d (%s) of %s %s.\n", b.Number, b.Transition, ws, b.Status)
+		return werr
+	}
+	var after int64
+	for {
+		page, err := c.BuildLogs(ctx, ws, number, after, false)
+		if err != nil {
+			return err
+		}
+		for _, l := range page.Logs {
+			print(l)
+			after = l.ID
+		}
+		number = page.Build.Number // the same build on every page
+		if len(page.Logs) == 0 {
+			if !page.Build.Finished() {
+				fmt.Fprintf(errOut, "Build #%d (%s) of %s is %s (-f follows it).\n", page.Build.Number, page.Build.Transition, ws, page.Build.Status)
+			}
+			return werr
+		}
+	}
 }
 
 // pickAgent returns the named agent, or the only one.

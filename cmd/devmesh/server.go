@@ -117,9 +117,16 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 
 Next, in another shell:
   devmesh login %s --username admin      # the first login creates the admin
-  devmesh authkeys create                  # a key for a Tailscale client
+`, srv.URL(), abs, stunMsg, srv.URL())
+	if !o.disableProvisioning {
+		fmt.Fprint(cmd.ErrOrStderr(), `  devmesh templates push local -d examples/templates/local   # from the repository's root
+  devmesh create dev --template local
+  devmesh ssh dev
+`)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), `  devmesh authkeys create                  # a key for a Tailscale client
   tailscale up --login-server %s --authkey <key>
-`, srv.URL(), abs, stunMsg, srv.URL(), srv.URL())
+`, srv.URL())
 	<-cmd.Context().Done()
 	fmt.Fprintln(cmd.ErrOrStderr(), "shutting down")
 	return nil

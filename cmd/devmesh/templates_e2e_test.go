@@ -2,8 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,8 +17,295 @@ import (
 	"github.com/devmesh/devmesh/coordinator/coordtest"
 	"github.com/devmesh/devmesh/coordinator/store"
 	"github.com/devmesh/devmesh/internal/cliconfig"
+	"github.com/devmesh/devmesh/node"
 	"github.com/devmesh/devmesh/provision"
 )
+
+// End-to-end tests of template workspaces with the real pieces: a full
+// coordinator whose devmesh binary is this test binary (see TestMain: it
+// is terraform's devmesh provider and the agent the templates start), real
+// terraform, the CLI run in-process, and SSH over the tailnet from a node
+// of the owner.
+
+// templateFlow describes one example template for runTemplateFlow.
+type templateFlow struct {
+	template  string // examples/templates/NAME
+	vars      map[string]string
+	coordOpts []coordtest.Option
+	// sshCheck is a command run over SSH once the workspace is started,
+	// and what its output must contain.
+	sshCheck, sshWant string
+	// started, stopped and deleted check the workspace's resources on the
+	// host after each build; cleanup removes whatever a failed test left.
+	started, stopped, deleted func(t *testing.T, ws store.Workspace)
+	cleanup                   func(ws store.Workspace)
+}
+
+// runTemplateFlow is issue 4's whole flow through the CLI: push the
+// template, create a workspace (which follows the build and waits for the
+// agent), SSH into it (with a node of the owner verifying the published
+// host key, and with `devmesh ssh`), stop it (agent gone, token revoked,
+// state kept), start it (agent back with a new token, the old one still
+// refused, the same SSH host key), delete it (resources and workspace
+// gone). It logs the time
+// from create to a connected agent and the coordinator's overhead on the
+// build.
+func runTemplateFlow(t *testing.T, f templateFlow) {
+	if _, err := provision.CheckTerraform(context.Background(), ""); err != nil {
+		t.Skipf("needs terraform: %v", err)
+	}
+	dir := cliEnv(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord := coordtest.Start(t, append(f.coordOpts, coordtest.WithDevmeshBinary(self))...)
+	ctx := context.Background()
+	mustRun(t, cliAdminPW+"\n", "login", coord.URL(), "--username", "alice", "--password-stdin")
+	mustRun(t, "", "templates", "push", f.template, "-d", filepath.Join("..", "..", "examples", "templates", f.template))
+	creds, err := cliconfig.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := client.New(coord.URL(), creds.Token)
+
+	// Create: follows the build, then waits for the agent.
+	args := []string{"create", "dev", "--template", f.template}
+	for k, v := range f.vars {
+		args = append(args, "--var", k+"="+v)
+	}
+	start := time.Now()
+	stdout, stderr, err := runCLI(t, "", args...)
+	ready := time.Now()
+	ws, lerr := coord.Store().WorkspaceByName(ctx, mustUser(t, coord.Store(), "alice").ID, "dev")
+	if lerr == nil && f.cleanup != nil {
+		t.Cleanup(func() { f.cleanup(ws) })
+	}
+	if err != nil {
+		t.Fatalf("devmesh %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout, stderr)
+	}
+	for _, want := range []string{"Build #1 (start) of dev succeeded", "Workspace dev is ready", "Connect with: devmesh ssh dev"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("create's stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "==> terraform apply") || !strings.Contains(stderr, "Created workspace dev from template "+f.template) {
+		t.Errorf("create's stderr:\n%s", stderr)
+	}
+	logBuildTimes(t, c, "dev", 1, start, ready)
+	f.started(t, ws)
+	checkTemplateViews(t, f.template)
+
+	owner := startOwnerNode(t, coord, "alice")
+	ag := waitConnected(t, c, "dev", true)
+	sshOK(t, owner, ag, f.sshCheck, f.sshWant)
+	hostKey := ag.SSHHostKey
+	token1 := agentToken(t, coord.Store(), ws.ID)
+	if _, err := agentClient(t, coord, token1).AgentManifest(ctx); err != nil {
+		t.Fatalf("the running agent's token: %v", err)
+	}
+
+	// Stop: the agent goes, its token with it; the state stays.
+	stdout, _ = mustRun(t, "", "stop", "dev")
+	if !strings.Contains(stdout, "Build #2 (stop) of dev succeeded") {
+		t.Errorf("stop: %q", stdout)
+	}
+	waitConnected(t, c, "dev", false)
+	wantRejected(t, coord, token1, "after stop")
+	if st, _ := coord.Store().WorkspaceState(ctx, ws.ID); !strings.Contains(string(st), `"terraform_data"`) {
+		t.Error("state lost on stop")
+	}
+	f.stopped(t, ws)
+	if out, _ := mustRun(t, "", "list"); !regexpLine(out, `^dev\s+`+f.template+`\s+stopped\s+-`) {
+		t.Errorf("list of a stopped workspace:\n%s", out)
+	}
+
+	// Start: the agent comes back with a new token; the old one stays
+	// refused.
+	restart := time.Now()
+	mustRun(t, "", "start", "dev")
+	ag = waitAgent(t, c, "dev", 60*time.Second, func(a client.Agent) bool {
+		return a.Status == client.AgentConnected && a.SSHHostKey != ""
+	})
+	t.Logf("measured: start after stop to agent connected %v", time.Since(restart).Round(time.Millisecond))
+	if ag.SSHHostKey != hostKey {
+		t.Errorf("the SSH host key changed with the restart (known_hosts would refuse it): %s, was %s", ag.SSHHostKey, hostKey)
+	}
+	token2 := agentToken(t, coord.Store(), ws.ID)
+	if token2 == token1 {
+		t.Fatal("the start after the stop kept the old agent token")
+	}
+	wantRejected(t, coord, token1, "after the new start")
+	if _, err := agentClient(t, coord, token2).AgentManifest(ctx); err != nil {
+		t.Fatalf("the new token: %v", err)
+	}
+	f.started(t, ws)
+	stdout, stderr, err = runCLI(t, "", "ssh", "dev", "--", "echo", "ok")
+	if err != nil || stdout != "ok\n" {
+		t.Fatalf("devmesh ssh dev -- echo ok after restart: %v, stdout %q, stderr %q", err, stdout, stderr)
+	}
+
+	// Delete: a destroy build, then the workspace is gone.
+	stdout, _ = mustRun(t, "", "delete", "dev")
+	if !strings.Contains(stdout, "Build #4 (delete) of dev succeeded") || !strings.Contains(stdout, "the workspace is deleted") {
+		t.Errorf("delete: %q", stdout)
+	}
+	if _, err := c.Workspace(ctx, "dev"); client.ErrorCode(err) != client.CodeNotFound {
+		t.Fatalf("the workspace after delete returned: %v", err)
+	}
+	wantRejected(t, coord, token2, "after delete")
+	f.deleted(t, ws)
+}
+
+// logBuildTimes logs how long the first build took against terraform's
+// own apply, and the time from create to the agent connected.
+func logBuildTimes(t *testing.T, c *client.Client, ws string, number int, start, ready time.Time) {
+	t.Helper()
+	var logs []client.BuildLog
+	b, err := c.FollowBuild(context.Background(), ws, number, 0, func(l client.BuildLog) { logs = append(logs, l) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	wall, apply := b.FinishedAt.Sub(b.CreatedAt), stageSpan(logs, "apply")
+	t.Logf("measured: create to agent connected (and host key published) %v; build wall time %v, terraform apply %v: "+
+		"coordinator overhead %v; build finished to agent ready %v",
+		ready.Sub(start).Round(time.Millisecond), wall.Round(time.Millisecond), apply.Round(time.Millisecond),
+		(wall - apply).Round(time.Millisecond), ready.Sub(b.FinishedAt).Round(time.Millisecond))
+	t.Logf("measured: build phases: %s", phases(b, logs))
+}
+
+// checkTemplateViews checks list, show, logs --build and their JSON for
+// the started workspace dev.
+func checkTemplateViews(t *testing.T, template string) {
+	t.Helper()
+	out, _ := mustRun(t, "", "list")
+	if !regexpLine(out, `^dev\s+`+template+`\s+started\s+main\s+connected\s+`) {
+		t.Errorf("list:\n%s", out)
+	}
+	out, _ = mustRun(t, "", "show", "dev")
+	for _, re := range []string{`^Template:\s+` + template + ` \(version 1\)$`, `^State:\s+started$`,
+		`^Latest build:\s+#1 start succeeded in \S+, .* by alice$`, `^Metadata:$`, `^  directory:\s+/`} {
+		if !regexpLine(out, re) {
+			t.Errorf("show lacks %s:\n%s", re, out)
+		}
+	}
+	out, _ = mustRun(t, "", "show", "dev", "-o", "json")
+	var ws client.Workspace
+	if err := json.Unmarshal([]byte(out), &ws); err != nil || ws.Template != template || ws.LatestBuild == nil ||
+		ws.LatestBuild.Status != client.BuildSucceeded || len(ws.Metadata) == 0 {
+		t.Errorf("show -o json: %v\n%s", err, out)
+	}
+	out, _ = mustRun(t, "", "logs", "dev", "--build", "1")
+	if !strings.Contains(out, "Apply complete!") || !strings.Contains(out, "devmesh: build succeeded") {
+		t.Errorf("logs --build 1:\n%s", out)
+	}
+}
+
+// startOwnerNode joins an ephemeral device of the user to the tailnet.
+func startOwnerNode(t *testing.T, coord *coordtest.Coordinator, username string) *node.Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u := mustUser(t, coord.Store(), username)
+	n, err := node.Start(ctx, node.Options{ControlURL: coord.URL(), AuthKey: coord.AuthKey(t, u, false, true),
+		Hostname: username + "-laptop", Logger: testLog(t, username+"-laptop")})
+	if err != nil {
+		t.Fatalf("start %s's device: %v", username, err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// sshOK runs `echo ok` and check over SSH from the owner's node, checking
+// the server against the host key the agent published, and logs the path
+// the connection took (direct or relayed).
+func sshOK(t *testing.T, n *node.Node, ag client.Agent, check, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	sc, err := sshConnect(ctx, n, ag.Addresses[0], ag.SSHHostKey)
+	if err != nil {
+		t.Fatalf("ssh to the agent at %s: %v", ag.Addresses[0], err)
+	}
+	defer sc.Close()
+	if out, status := sshExec(t, sc, "echo ok"); out != "ok\n" || status != 0 {
+		t.Fatalf("ssh echo ok: %q, status %d", out, status)
+	}
+	t.Logf("measured: ssh connect and `echo ok` from the owner's node %v", time.Since(start).Round(time.Millisecond))
+	if check != "" {
+		if out, status := sshExec(t, sc, check); status != 0 || !strings.Contains(out, want) {
+			t.Errorf("ssh %q: %q, status %d; want %q in it", check, out, status, want)
+		}
+	}
+	_, otherKey := newHostKey(t)
+	if c, err := sshConnect(ctx, n, ag.Addresses[0], otherKey); err == nil {
+		c.Close()
+		t.Fatal("SSH accepted a host key other than the published one")
+	}
+	ip, _ := netip.ParseAddr(ag.Addresses[0])
+	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer pcancel()
+	res, err := n.WaitDirect(pctx, ip)
+	switch {
+	case err == nil:
+		t.Logf("measured: path to the agent: direct, %s, %v", res.Endpoint, res.Latency.Round(time.Microsecond))
+	default:
+		t.Logf("measured: path to the agent: relayed (DERP region %d) after 5s of pings: %v", res.DERPRegion, err)
+	}
+}
+
+// agentToken reads the agent token of the workspace's only devmesh_agent
+// out of its stored terraform state.
+func agentToken(t *testing.T, st *store.Store, workspaceID int64) string {
+	t.Helper()
+	state, err := st.WorkspaceState(context.Background(), workspaceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Resources []struct {
+			Type      string `json:"type"`
+			Instances []struct {
+				Attributes struct {
+					Token string `json:"token"`
+				} `json:"attributes"`
+			} `json:"instances"`
+		} `json:"resources"`
+	}
+	if err := json.Unmarshal(state, &s); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Resources {
+		if r.Type == "devmesh_agent" && len(r.Instances) == 1 && r.Instances[0].Attributes.Token != "" {
+			return r.Instances[0].Attributes.Token
+		}
+	}
+	t.Fatal("no devmesh_agent token in the state")
+	return ""
+}
+
+func agentClient(t *testing.T, coord *coordtest.Coordinator, token string) *client.Client {
+	t.Helper()
+	c, err := client.New(coord.URL(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// wantRejected checks the coordinator answers the agent token with 401.
+func wantRejected(t *testing.T, coord *coordtest.Coordinator, token, when string) {
+	t.Helper()
+	_, err := agentClient(t, coord, token).AgentManifest(context.Background())
+	var e *client.Error
+	if ae, ok := err.(*client.Error); ok {
+		e = ae
+	}
+	if e == nil || e.Status != 401 || e.Code != client.CodeUnauthorized {
+		t.Fatalf("an old agent token %s: %v, want 401 unauthorized", when, err)
+	}
+}
 
 // waitConnected waits until the workspace's only agent is connected, or
 // (connected false) until it has no agent.
@@ -74,121 +362,36 @@ func phases(b client.Build, logs []client.BuildLog) string {
 		d(last["init"], first["apply"]), d(first["apply"], last["apply"]), d(last["apply"], b.FinishedAt))
 }
 
-// TestLocalTemplateFlow runs the quickstart with the real pieces: a full
-// coordinator whose devmesh binary is this test binary (see TestMain), the
-// local template pushed with the CLI, a workspace whose build starts the
-// real agent, which connects; stop revokes it, start brings it back with a
-// new token, delete removes it all. It reports the coordinator's overhead
-// on a build and the time from create to a connected agent.
+// TestLocalTemplateFlow is issue 4's test 1 with the quickstart's local
+// template: the agent is a process on this host.
 func TestLocalTemplateFlow(t *testing.T) {
-	if _, err := provision.CheckTerraform(context.Background(), ""); err != nil {
-		t.Skipf("needs terraform: %v", err)
-	}
-	dir := cliEnv(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	coord := coordtest.Start(t, coordtest.WithDevmeshBinary(self))
-	ctx := context.Background()
-	mustRun(t, cliAdminPW+"\n", "login", coord.URL(), "--username", "alice", "--password-stdin")
-	mustRun(t, "", "templates", "push", "local", "-d", filepath.Join("..", "..", "examples", "templates", "local"))
-	creds, err := cliconfig.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := client.New(coord.URL(), creds.Token)
 	root := t.TempDir()
-
-	start := time.Now()
-	created, err := c.CreateWorkspace(ctx, client.CreateWorkspaceRequest{Name: "dev", Template: "local",
-		Variables: map[string]string{"workspaces_dir": root}})
-	switch {
-	case client.ErrorCode(err) == client.CodeNotImplemented:
-		// The create handler does not call the provisioning hook yet:
-		// make the workspace as it will, and queue its first build.
-		templateWorkspace(t, coord.Store(), "alice", "dev", "local", map[string]string{"workspaces_dir": root})
-		if _, err := c.CreateBuild(ctx, "dev", client.TransitionStart); err != nil {
-			t.Fatal(err)
-		}
-	case err != nil:
-		t.Fatal(err)
-	default:
-		t.Logf("created %s", created.Workspace.Name)
-	}
-	ws, err := coord.Store().WorkspaceByName(ctx, mustUser(t, coord.Store(), "alice").ID, "dev")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { killLocalAgent(filepath.Join(root, ws.UUID)) })
-	var logs []client.BuildLog
-	b, err := c.FollowBuild(ctx, "dev", 1, 0, func(l client.BuildLog) { logs = append(logs, l) })
-	if err == nil && b.Status == client.BuildFailed && strings.Contains(logText(logs), "rejected the agent token") {
-		// The agent starts during terraform apply, before the build has
-		// registered its token; an agent that gives up on an unknown
-		// token at once never connects.
-		t.Skip("the agent stops when its token is not registered yet; it must keep retrying until the build that started it has finished")
-	}
-	if err != nil || b.Status != client.BuildSucceeded {
-		t.Fatalf("first build: %+v, %v\n%s", b, err, logText(logs))
-	}
-	built := time.Now()
-	agent := waitConnected(t, c, "dev", true)
-	connected := time.Now()
-	wall := b.FinishedAt.Sub(b.CreatedAt)
-	apply := stageSpan(logs, "apply")
-	t.Logf("create to build finished %v; build wall time %v (queued %v, init %v, apply %v): coordinator overhead %v; create to agent connected %v (%v after the build)",
-		built.Sub(start).Round(time.Millisecond), wall, b.StartedAt.Sub(b.CreatedAt), stageSpan(logs, "init"), apply,
-		wall-apply, connected.Sub(start).Round(time.Millisecond), connected.Sub(built).Round(time.Millisecond))
-	t.Logf("first build: %s", phases(b, logs))
-	agents, _ := coord.Store().ListAgents(ctx, ws.ID)
-	if len(agents) != 1 || agents[0].Name != agent.Name {
-		t.Fatalf("agents in the store: %+v", agents)
-	}
-	oldHash := agents[0].TokenHash
-
-	// Stop: the agent is gone and its token with it.
-	mustRun(t, "", "stop", "dev")
-	waitConnected(t, c, "dev", false)
-	if _, err := coord.Store().AgentByTokenHash(ctx, oldHash); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("token after stop: %v", err)
-	}
-	if st, _ := coord.Store().WorkspaceState(ctx, ws.ID); !strings.Contains(string(st), `"terraform_data"`) {
-		t.Error("state lost on stop")
-	}
-
-	// Start: back, with a new token; the old one stays refused.
-	restart := time.Now()
-	mustRun(t, "", "start", "dev")
-	waitConnected(t, c, "dev", true)
-	t.Logf("start after stop to agent connected: %v", time.Since(restart).Round(time.Millisecond))
-	agents, _ = coord.Store().ListAgents(ctx, ws.ID)
-	if len(agents) != 1 || agents[0].TokenHash == oldHash {
-		t.Fatalf("agents after start: %+v", agents)
-	}
-	if _, err := coord.Store().AgentByTokenHash(ctx, oldHash); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("old token after start: %v", err)
-	}
-
-	// Delete: everything goes.
-	del, err := c.CreateBuild(ctx, "dev", client.TransitionDelete)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, err := c.FollowBuild(ctx, "dev", del.Number, 0, func(client.BuildLog) {}); err != nil || b.Status != client.BuildSucceeded {
-		t.Fatalf("delete: %+v, %v", b, err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := c.Workspace(ctx, "dev"); client.ErrorCode(err) == client.CodeNotFound {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("workspace still there after delete")
-		}
-	}
-	if _, err := os.Stat(filepath.Join(root, ws.UUID)); !os.IsNotExist(err) {
-		t.Errorf("workspace directory after delete: %v", err)
-	}
+	wsDir := func(ws store.Workspace) string { return filepath.Join(root, ws.UUID) }
+	runTemplateFlow(t, templateFlow{
+		template: "local",
+		vars:     map[string]string{"workspaces_dir": root},
+		sshCheck: "pwd",
+		sshWant:  root,
+		started: func(t *testing.T, ws store.Workspace) {
+			if pid := pidFile(t, filepath.Join(wsDir(ws), "agent.pid")); pid == 0 || !processAlive(pid) {
+				t.Fatalf("no agent process running for the workspace (pid %d)", pid)
+			}
+		},
+		stopped: func(t *testing.T, ws store.Workspace) {
+			if _, err := os.Stat(filepath.Join(wsDir(ws), "agent.pid")); !os.IsNotExist(err) {
+				t.Errorf("agent.pid after stop: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(wsDir(ws), "home")); err != nil {
+				t.Errorf("the workspace's home after stop: %v", err)
+			}
+		},
+		deleted: func(t *testing.T, ws store.Workspace) {
+			if _, err := os.Stat(wsDir(ws)); !os.IsNotExist(err) {
+				t.Errorf("workspace directory after delete: %v", err)
+			}
+		},
+		cleanup: func(ws store.Workspace) { killLocalAgent(wsDir(ws)) },
+	})
 }
 
 func mustUser(t *testing.T, st *store.Store, name string) store.User {
@@ -206,6 +409,35 @@ func logText(logs []client.BuildLog) string {
 		b.WriteString(l.Output + "\n")
 	}
 	return b.String()
+}
+
+// pidFile reads a PID file; 0 if there is none.
+func pidFile(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return pid
+}
+
+// processAlive reports whether pid runs (a zombie does not count).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil
+	}
+	// pid (comm) STATE ...; comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // killLocalAgent kills a local template agent left by a failed test.

@@ -1,11 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,9 +15,11 @@ import (
 
 // createOptions are the flags of `devmesh create`.
 type createOptions struct {
-	external bool
-	template string
-	vars     []string // K=V
+	external     bool
+	template     string
+	vars         []string // K=V
+	noWait       bool
+	agentTimeout time.Duration
 }
 
 func newCreateCmd() *cobra.Command {
@@ -26,6 +28,15 @@ func newCreateCmd() *cobra.Command {
 		Use:   "create WS (--external | --template NAME [--var K=V]...)",
 		Short: "Create a workspace",
 		Long: `Create a workspace.
+
+With --template the coordinator builds the workspace with the template's
+active version and the given variables: the command follows the build's log
+(terraform's output, on stderr) until it ends, then waits for the
+workspace's agents to connect, and tells how to connect. It exits non-zero
+if the build failed (the workspace stays: fix the cause and run
+` + "`devmesh start WS`" + `, or ` + "`devmesh delete WS`" + `) or an agent did not connect within
+--agent-timeout. Ctrl-C asks whether to cancel the build; --no-wait returns
+as soon as the build is queued.
 
 With --external the workspace is a machine you bring: the command prints the
 agent token once, on the last line of stdout, and (on stderr) how to start
@@ -42,17 +53,28 @@ the agent on that machine:
 			if err != nil {
 				return err
 			}
-			created, err := c.CreateWorkspace(cmd.Context(), req)
+			ctx := cmd.Context()
+			created, err := c.CreateWorkspace(ctx, req)
 			if err != nil {
 				return err
 			}
-			return printCreated(cmd.OutOrStdout(), cmd.ErrOrStderr(), creds.URL, created)
+			if created.Build == nil {
+				return printCreated(cmd.OutOrStdout(), cmd.ErrOrStderr(), creds.URL, created)
+			}
+			ws := created.Workspace
+			fmt.Fprintf(cmd.ErrOrStderr(), "Created workspace %s from template %s (version %d).\n", ws.Name, ws.Template, ws.TemplateVersion)
+			if err := newBuildWaiter(cmd, c, ws.Name).queued(ctx, *created.Build, o.noWait); err != nil || o.noWait {
+				return err
+			}
+			return waitAgentsReady(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), c, ws.Name, o.agentTimeout)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.external, "external", false, "bring your own machine: run `devmesh agent` on it with the printed token")
 	f.StringVar(&o.template, "template", "", "create the workspace from this template")
 	f.StringArrayVar(&o.vars, "var", nil, "a template variable, K=V (repeatable)")
+	f.BoolVar(&o.noWait, "no-wait", false, "with --template: return once the first build is queued")
+	addAgentTimeoutFlag(cmd, &o.agentTimeout)
 	return cmd
 }
 
@@ -66,6 +88,8 @@ func (o createOptions) request(name string) (client.CreateWorkspaceRequest, erro
 		return req, errors.New("say how to create the workspace: --external (bring your own machine) or --template NAME")
 	case o.external && len(o.vars) > 0:
 		return req, errors.New("--var applies only with --template")
+	case o.external && o.noWait:
+		return req, errors.New("--no-wait applies only with --template (an external workspace is created at once)")
 	}
 	for _, kv := range o.vars {
 		k, v, ok := strings.Cut(kv, "=")
@@ -129,58 +153,13 @@ func newListCmd() *cobra.Command {
 				return writeJSONOutput(cmd.OutOrStdout(), list)
 			}
 			if len(list) == 0 {
-				fmt.Fprintln(cmd.ErrOrStderr(), "You have no workspaces. Create one with `devmesh create WS --external`.")
+				fmt.Fprintln(cmd.ErrOrStderr(), "You have no workspaces. Create one with `devmesh create WS --template NAME` (see `devmesh templates list`) or `devmesh create WS --external`.")
 			}
 			return writeWorkspaceTable(cmd.OutOrStdout(), list)
 		},
 	}
 	addOutputFlag(cmd, &output)
 	return cmd
-}
-
-// writeWorkspaceTable writes one row per agent.
-func writeWorkspaceTable(w io.Writer, list []client.Workspace) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKSPACE\tTEMPLATE\tAGENT\tSTATUS\tLIFECYCLE\tADDRESS\tVERSION\tOS/ARCH\tLAST SEEN")
-	for _, ws := range list {
-		if len(ws.Agents) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", ws.Name, templateName(ws))
-		}
-		for _, a := range ws.Agents {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ws.Name, templateName(ws), a.Name, a.Status,
-				a.Lifecycle, orDash(firstAddress(a)), orDash(a.Version), platform(a), lastSeen(a))
-		}
-	}
-	return tw.Flush()
-}
-
-func templateName(ws client.Workspace) string {
-	if ws.Template == "" {
-		return "(external)"
-	}
-	return ws.Template
-}
-
-func firstAddress(a client.Agent) string {
-	if len(a.Addresses) == 0 {
-		return ""
-	}
-	return a.Addresses[0]
-}
-
-func platform(a client.Agent) string {
-	if a.OS == "" {
-		return "-"
-	}
-	return a.OS + "/" + a.Arch
-}
-
-// lastSeen says when an agent was last heard of: "now" while connected.
-func lastSeen(a client.Agent) string {
-	if a.Status == client.AgentConnected {
-		return "now"
-	}
-	return formatTime(a.LastSeen)
 }
 
 func newShowCmd() *cobra.Command {
@@ -211,49 +190,42 @@ func newShowCmd() *cobra.Command {
 	return cmd
 }
 
-func writeWorkspace(w io.Writer, ws client.Workspace, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
-	fmt.Fprintf(tw, "Workspace:\t%s\n", ws.Name)
-	fmt.Fprintf(tw, "Owner:\t%s\n", ws.Owner)
-	fmt.Fprintf(tw, "Template:\t%s\n", templateName(ws))
-	fmt.Fprintf(tw, "Created:\t%s\n", formatTime(ws.CreatedAt))
-	for _, a := range ws.Agents {
-		status := a.Status
-		if a.Status == client.AgentDisconnected && !a.LastSeen.IsZero() {
-			status += fmt.Sprintf(" (last seen %s ago)", now.Sub(a.LastSeen).Round(time.Second))
-		}
-		fmt.Fprintf(tw, "\nAgent %s:\n", a.Name)
-		fmt.Fprintf(tw, "  Status:\t%s\n", status)
-		fmt.Fprintf(tw, "  Lifecycle:\t%s\n", a.Lifecycle)
-		fmt.Fprintf(tw, "  Address:\t%s\n", orDash(strings.Join(a.Addresses, ", ")))
-		fmt.Fprintf(tw, "  Version:\t%s\n", orDash(a.Version))
-		fmt.Fprintf(tw, "  OS/arch:\t%s\n", platform(a))
-		fmt.Fprintf(tw, "  Last seen:\t%s\n", lastSeen(a))
-		fmt.Fprintf(tw, "  SSH:\t%d open connections, %d bytes in, %d bytes out\n", a.Connections, a.RxBytes, a.TxBytes)
-		if a.SSHHostKey != "" {
-			fmt.Fprintf(tw, "  Host key:\t%s\n", a.SSHHostKey)
-		}
-	}
-	return tw.Flush()
-}
-
 func newDeleteCmd() *cobra.Command {
-	return &cobra.Command{
+	var noWait bool
+	cmd := &cobra.Command{
 		Use:     "delete WS",
 		Aliases: []string{"rm"},
-		Short:   "Delete a workspace: its agents' tokens are revoked and their nodes leave the tailnet",
-		Args:    cobra.ExactArgs(1),
+		Short:   "Delete a workspace: its resources are destroyed, its agents' tokens revoked, their nodes leave the tailnet",
+		Long: `Delete a workspace.
+
+A workspace from a template is deleted by a build that runs terraform
+destroy: the command follows its log until it ends and exits non-zero if
+it failed (the workspace then stays, with its state: fix the cause and
+delete again). --no-wait returns once the build is queued.
+
+An external workspace is deleted at once: its agents' tokens stop working
+and their nodes leave the tailnet; nothing on the machine is touched.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, _, err := newAPIClient()
 			if err != nil {
 				return err
 			}
-			ws, err := c.Workspace(cmd.Context(), args[0])
+			ctx := cmd.Context()
+			ws, err := c.Workspace(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			if err := c.DeleteWorkspace(cmd.Context(), ws.Name); err != nil {
+			b, err := c.DeleteWorkspace(ctx, ws.Name)
+			if err != nil {
 				return err
+			}
+			if b != nil {
+				if err := newBuildWaiter(cmd, c, ws.Name).queued(ctx, *b, noWait); err != nil || noWait {
+					return err
+				}
+				waitGone(ctx, c, ws.Name)
+				return nil
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Deleted workspace %s.\n", ws.Name)
@@ -266,5 +238,23 @@ func newDeleteCmd() *cobra.Command {
 			}
 			return nil
 		},
+	}
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "for a workspace from a template: return once the delete build is queued")
+	return cmd
+}
+
+// waitGone waits, briefly, until the workspace whose delete build has
+// succeeded is gone (the coordinator removes it a moment after the
+// build), so that a `devmesh list` right after no longer shows it.
+func waitGone(ctx context.Context, c *client.Client, name string) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if _, err := c.Workspace(ctx, name); err != nil {
+			return // gone (404), or nothing more to learn
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }

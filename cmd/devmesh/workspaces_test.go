@@ -456,7 +456,7 @@ func waitNoPeer(t *testing.T, n *node.Node, addr string) {
 func checkCLIViews(t *testing.T, ag client.Agent) {
 	t.Helper()
 	out, _ := mustRun(t, "", "list")
-	if !strings.Contains(out, "WORKSPACE") || !regexpLine(out, `^dev\s+\(external\)\s+main\s+connected\s+ready\s+`+ag.Addresses[0]+`\s+\S+\s+`+ag.OS+"/"+ag.Arch+`\s+now$`) {
+	if !strings.Contains(out, "WORKSPACE") || !regexpLine(out, `^dev\s+\(external\)\s+-\s+main\s+connected\s+ready\s+`+ag.Addresses[0]+`\s+\S+\s+`+ag.OS+"/"+ag.Arch+`\s+now$`) {
 		t.Fatalf("list:\n%s", out)
 	}
 	out, _ = mustRun(t, "", "list", "-o", "json")

@@ -32,8 +32,8 @@ func (a *API) workspaceJSON(ws store.Workspace, owner string, agents []store.Age
 		CreatedAt: ws.CreatedAt,
 		Agents:    make([]client.Agent, 0, len(agents)),
 	}
-	// Template stays empty for an external workspace; naming a
-	// template's workspace arrives with templates in the store.
+	// The template, latest build and metadata of a template's workspace
+	// are filled in by workspaceViews.
 	for _, ag := range agents {
 		out.Agents = append(out.Agents, agentJSON(ag, nodes[ag.ID]))
 	}

@@ -72,10 +72,22 @@ func (a *API) handleCreateWorkspace(w http.ResponseWriter, r *http.Request, c ca
 	return nil
 }
 
-// createTemplateWorkspace creates a workspace from a template: it arrives
-// with provisioning (builds).
+// createTemplateWorkspace creates a workspace from a template and queues
+// its first build (a start); it answers with both. The workspace's agents
+// appear when that build has succeeded.
 func (a *API) createTemplateWorkspace(w http.ResponseWriter, r *http.Request, c caller, req client.CreateWorkspaceRequest) error {
-	return newError(http.StatusBadRequest, client.CodeNotImplemented, "template workspaces arrive with provisioning")
+	ctx := r.Context()
+	ws, b, err := a.createFromTemplate(ctx, c.user, req)
+	if err != nil {
+		return err
+	}
+	view, err := a.newWorkspaceViews(c).view(ctx, ws)
+	if err != nil {
+		return err
+	}
+	bj := buildJSON(b)
+	writeJSON(w, http.StatusCreated, client.CreatedWorkspace{Workspace: view, Build: &bj})
+	return nil
 }
 
 // createExternalWorkspace creates a workspace with one agent and returns
@@ -111,14 +123,14 @@ func (a *API) handleListWorkspaces(w http.ResponseWriter, r *http.Request, c cal
 	if err != nil {
 		return fmt.Errorf("list workspaces: %w", err)
 	}
-	nodes := a.agentNodes(c.user.ID)
+	views := a.newWorkspaceViews(c)
 	out := make([]client.Workspace, 0, len(list))
 	for _, ws := range list {
-		agents, err := a.store.ListAgents(ctx, ws.ID)
+		v, err := views.view(ctx, ws)
 		if err != nil {
-			return fmt.Errorf("list agents: %w", err)
+			return err
 		}
-		out = append(out, a.workspaceJSON(ws, c.user.Username, agents, nodes))
+		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -142,27 +154,34 @@ func (a *API) handleGetWorkspace(w http.ResponseWriter, r *http.Request, c calle
 	if err != nil {
 		return err
 	}
-	agents, err := a.store.ListAgents(r.Context(), ws.ID)
+	v, err := a.newWorkspaceViews(c).view(r.Context(), ws)
 	if err != nil {
-		return fmt.Errorf("list agents: %w", err)
+		return err
 	}
-	writeJSON(w, http.StatusOK, a.workspaceJSON(ws, c.user.Username, agents, a.agentNodes(c.user.ID)))
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
-// handleDeleteWorkspace deletes an external workspace at once. The rows
-// go first, so the agents' tokens stop working and no new auth key can be
-// minted; then the agents' unused auth keys are revoked and their nodes
-// leave the tailnet.
+// handleDeleteWorkspace deletes a workspace. One from a template is
+// deleted by a delete build (terraform destroy), queued here and answered
+// with 202: the workspace goes when that build succeeds. An external
+// workspace is deleted at once (204): the rows go first, so the agents'
+// tokens stop working and no new auth key can be minted; then the agents'
+// unused auth keys are revoked and their nodes leave the tailnet.
 func (a *API) handleDeleteWorkspace(w http.ResponseWriter, r *http.Request, c caller) error {
 	ws, err := a.callerWorkspace(r, c)
 	if err != nil {
 		return err
 	}
-	if !ws.IsExternal() {
-		return newError(http.StatusBadRequest, client.CodeNotImplemented, "deleting template workspaces arrives with provisioning")
-	}
 	ctx := r.Context()
+	if !ws.IsExternal() {
+		b, err := a.startBuild(ctx, c.user, ws, client.TransitionDelete)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusAccepted, buildJSON(b))
+		return nil
+	}
 	agents, err := a.store.ListAgents(ctx, ws.ID)
 	if err != nil {
 		return fmt.Errorf("list agents: %w", err)

@@ -120,11 +120,9 @@ func TestCreateWorkspaceBadInput(t *testing.T) {
 	if _, err := f.alice.CreateWorkspace(ctx, client.CreateWorkspaceRequest{Name: strings.Repeat("a", 32), External: true}); err != nil {
 		t.Fatalf("32-character name: %v", err)
 	}
+	// This API runs no build queue.
 	_, err := f.alice.CreateWorkspace(ctx, client.CreateWorkspaceRequest{Name: "tpl", Template: "docker"})
-	e := wantAPIError(t, err, http.StatusBadRequest, client.CodeNotImplemented)
-	if e.Message != "template workspaces arrive with provisioning" {
-		t.Fatalf("template message %q", e.Message)
-	}
+	wantAPIError(t, err, http.StatusServiceUnavailable, client.CodeProvisioningDisabled)
 	for _, req := range []client.CreateWorkspaceRequest{
 		{Name: "x"}, // neither
 		{Name: "x", External: true, Template: "docker"},
@@ -159,7 +157,8 @@ func TestWorkspaceOfAnotherUser(t *testing.T) {
 		if e.Message != fmt.Sprintf("you have no workspace called %q", name) {
 			t.Fatalf("message %q", e.Message)
 		}
-		wantAPIError(t, f.bob.DeleteWorkspace(ctx, name), http.StatusNotFound, client.CodeNotFound)
+		_, err = f.bob.DeleteWorkspace(ctx, name)
+		wantAPIError(t, err, http.StatusNotFound, client.CodeNotFound)
 		_, err = f.bob.AgentLogs(ctx, name, "main", 0)
 		wantAPIError(t, err, http.StatusNotFound, client.CodeNotFound)
 	}
@@ -418,8 +417,8 @@ func TestDeleteExternalWorkspace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := f.alice.DeleteWorkspace(ctx, "dev"); err != nil {
-		t.Fatal(err)
+	if b, err := f.alice.DeleteWorkspace(ctx, "dev"); err != nil || b != nil {
+		t.Fatalf("delete an external workspace: build %v, %v", b, err)
 	}
 	_, err = f.alice.Workspace(ctx, "dev")
 	wantAPIError(t, err, http.StatusNotFound, client.CodeNotFound)
@@ -442,7 +441,8 @@ func TestDeleteExternalWorkspace(t *testing.T) {
 			t.Fatalf("%d rows left in %s", c, table)
 		}
 	}
-	wantAPIError(t, f.alice.DeleteWorkspace(ctx, "dev"), http.StatusNotFound, client.CodeNotFound)
+	_, err = f.alice.DeleteWorkspace(ctx, "dev")
+	wantAPIError(t, err, http.StatusNotFound, client.CodeNotFound)
 }
 
 func mustLogin(t *testing.T, srv *apitest.Server, user, pw string) string {

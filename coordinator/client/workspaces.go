@@ -17,13 +17,33 @@ const (
 
 // Workspace is a workspace as the API shows it to its owner.
 type Workspace struct {
-	ID        int64     `json:"id"`
-	UUID      string    `json:"uuid"`
-	Name      string    `json:"name"`
-	Owner     string    `json:"owner"`
-	Template  string    `json:"template,omitempty"` // empty for an external workspace
-	CreatedAt time.Time `json:"created_at"`
-	Agents    []Agent   `json:"agents"`
+	ID    int64  `json:"id"`
+	UUID  string `json:"uuid"`
+	Name  string `json:"name"`
+	Owner string `json:"owner"`
+	// Template and TemplateVersion are the template and version the
+	// workspace is built from; empty for an external workspace.
+	Template        string    `json:"template,omitempty"`
+	TemplateVersion int       `json:"template_version,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	// LatestBuild is the workspace's latest build: whether it is started,
+	// stopped, being built or failed. Nil for an external workspace.
+	LatestBuild *Build `json:"latest_build,omitempty"`
+	// Metadata are the devmesh_metadata items of the workspace's latest
+	// successful build, in the template's order.
+	Metadata []MetadataItem `json:"metadata,omitempty"`
+	Agents   []Agent        `json:"agents"`
+}
+
+// MetadataItem is one item of a template's devmesh_metadata resource.
+// The value of a sensitive item is shown to admins only: for others
+// Value is empty and Hidden is set.
+type MetadataItem struct {
+	Resource  string `json:"resource,omitempty"` // the resource it describes
+	Key       string `json:"key"`
+	Value     string `json:"value"`
+	Sensitive bool   `json:"sensitive,omitempty"`
+	Hidden    bool   `json:"hidden,omitempty"`
 }
 
 // Agent is a workspace agent: how to reach it and how it is doing.
@@ -58,10 +78,12 @@ type CreateWorkspaceRequest struct {
 }
 
 // CreatedWorkspace is the new workspace. AgentToken is set, once, for an
-// external workspace: the secret its agent runs with.
+// external workspace: the secret its agent runs with. Build is set for a
+// workspace from a template: its first build (a start), just queued.
 type CreatedWorkspace struct {
 	Workspace  Workspace `json:"workspace"`
 	AgentToken string    `json:"agent_token,omitempty"`
+	Build      *Build    `json:"build,omitempty"`
 }
 
 // AgentLog is one line of an agent's output (its startup script).
@@ -92,9 +114,14 @@ func (c *Client) Workspace(ctx context.Context, name string) (Workspace, error) 
 }
 
 // DeleteWorkspace deletes the caller's workspace called name
-// (DELETE /workspaces/{name}).
-func (c *Client) DeleteWorkspace(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "workspaces/"+url.PathEscape(name), nil, nil)
+// (DELETE /workspaces/{name}). An external workspace is deleted at once
+// (204) and the build is nil. A workspace from a template is deleted by a
+// delete build (terraform destroy), which this queues (202) and returns:
+// the workspace goes when that build succeeds (follow it with
+// FollowBuild).
+func (c *Client) DeleteWorkspace(ctx context.Context, name string) (*Build, error) {
+	var out *Build
+	return out, c.do(ctx, http.MethodDelete, "workspaces/"+url.PathEscape(name), nil, &out)
 }
 
 // AgentLogs returns an agent's log lines with ID > after

@@ -15,10 +15,17 @@ unset INIT_SCRIPT
 # The agent keeps its SSH host key and tailnet node in a state directory
 # of its own per token: a new token (the coordinator rotates it on a start
 # after a stop, and removes the old agent's node) is a new agent, which
-# registers afresh instead of reviving the removed node.
+# registers afresh instead of reviving the removed node. The SSH host key
+# is the workspace's, though: it moves to the new directory, so that SSH
+# clients (config-ssh's known hosts) keep trusting the workspace.
 key=$(printf '%s' "$DEVMESH_AGENT_TOKEN" | cksum | cut -d' ' -f1)
+hostkey=devmesh-agent/ssh_host_ed25519_key
 for old in "$DIR"/state/*; do
-	[ "$old" = "$DIR/state/$key" ] || rm -rf -- "$old"
+	[ "$old" != "$DIR/state/$key" ] || continue
+	if [ -f "$old/$hostkey" ] && [ ! -f "$DIR/state/$key/$hostkey" ]; then
+		(umask 077 && mkdir -p "$DIR/state/$key/devmesh-agent" && cp -p "$old/$hostkey" "$DIR/state/$key/$hostkey")
+	fi
+	rm -rf -- "$old"
 done
 XDG_STATE_HOME=$DIR/state/$key
 export XDG_STATE_HOME
