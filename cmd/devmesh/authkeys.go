@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,39 +79,15 @@ func authKeyStatus(k client.AuthKey, now time.Time) string {
 }
 
 func newAuthKeysListCmd() *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List your auth keys (never the keys themselves)",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, _, err := newAPIClient()
-			if err != nil {
-				return err
-			}
-			keys, err := c.ListAuthKeys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if output == outputJSON {
-				return writeJSONOutput(cmd.OutOrStdout(), keys)
-			}
-			now := time.Now()
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tPREFIX\tKIND\tSTATUS\tCREATED\tEXPIRES\tLAST USED")
-			for _, k := range keys {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, authKeyKind(k), authKeyStatus(k, now),
-					formatTime(k.CreatedAt), formatTime(k.ExpiresAt), formatTime(k.UsedAt))
-			}
-			return tw.Flush()
+	return newListSubcmd(listSpec[client.AuthKey]{
+		short:  "List your auth keys (never the keys themselves)",
+		header: "ID\tPREFIX\tKIND\tSTATUS\tCREATED\tEXPIRES\tLAST USED",
+		fetch:  (*client.Client).ListAuthKeys,
+		row: func(k client.AuthKey) string {
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s", k.ID, k.Prefix, authKeyKind(k), authKeyStatus(k, time.Now()),
+				formatTime(k.CreatedAt), formatTime(k.ExpiresAt), formatTime(k.UsedAt))
 		},
-	}
-	addOutputFlag(cmd, &output)
-	return cmd
+	})
 }
 
 func newAuthKeysRevokeCmd() *cobra.Command {

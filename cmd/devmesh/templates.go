@@ -96,37 +96,14 @@ func writeVariables(w io.Writer, vars []client.TemplateVariable) error {
 }
 
 func newTemplatesListCmd() *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List templates",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, _, err := newAPIClient()
-			if err != nil {
-				return err
-			}
-			list, err := c.ListTemplates(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if output == outputJSON {
-				return writeJSONOutput(cmd.OutOrStdout(), list)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tACTIVE VERSION\tCREATED BY\tUPDATED")
-			for _, t := range list {
-				fmt.Fprintf(tw, "%s\tv%d\t%s\t%s\n", t.Name, t.ActiveVersion, t.CreatedBy, formatTime(t.UpdatedAt))
-			}
-			return tw.Flush()
+	return newListSubcmd(listSpec[client.Template]{
+		short:  "List templates",
+		header: "NAME\tACTIVE VERSION\tCREATED BY\tUPDATED",
+		fetch:  (*client.Client).ListTemplates,
+		row: func(t client.Template) string {
+			return fmt.Sprintf("%s\tv%d\t%s\t%s", t.Name, t.ActiveVersion, t.CreatedBy, formatTime(t.UpdatedAt))
 		},
-	}
-	addOutputFlag(cmd, &output)
-	return cmd
+	})
 }
 
 func newTemplatesVersionsCmd() *cobra.Command {

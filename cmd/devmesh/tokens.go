@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -44,37 +43,14 @@ func newTokensCreateCmd() *cobra.Command {
 }
 
 func newTokensListCmd() *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List your API tokens (never their secrets)",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, _, err := newAPIClient()
-			if err != nil {
-				return err
-			}
-			toks, err := c.ListTokens(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if output == outputJSON {
-				return writeJSONOutput(cmd.OutOrStdout(), toks)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tCREATED\tEXPIRES\tLAST USED")
-			for _, t := range toks {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, formatTime(t.CreatedAt), formatTime(t.ExpiresAt), formatTime(t.LastUsedAt))
-			}
-			return tw.Flush()
+	return newListSubcmd(listSpec[client.Token]{
+		short:  "List your API tokens (never their secrets)",
+		header: "NAME\tCREATED\tEXPIRES\tLAST USED",
+		fetch:  (*client.Client).ListTokens,
+		row: func(t client.Token) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s", t.Name, formatTime(t.CreatedAt), formatTime(t.ExpiresAt), formatTime(t.LastUsedAt))
 		},
-	}
-	addOutputFlag(cmd, &output)
-	return cmd
+	})
 }
 
 func newTokensDeleteCmd() *cobra.Command {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -61,35 +60,12 @@ or read from stdin with --password-stdin.`,
 }
 
 func newUsersListCmd() *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List accounts",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, _, err := newAPIClient()
-			if err != nil {
-				return err
-			}
-			users, err := c.ListUsers(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if output == outputJSON {
-				return writeJSONOutput(cmd.OutOrStdout(), users)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tUSERNAME\tROLE\tCREATED")
-			for _, u := range users {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", u.ID, u.Username, u.Role, formatTime(u.CreatedAt))
-			}
-			return tw.Flush()
+	return newListSubcmd(listSpec[client.User]{
+		short:  "List accounts",
+		header: "ID\tUSERNAME\tROLE\tCREATED",
+		fetch:  (*client.Client).ListUsers,
+		row: func(u client.User) string {
+			return fmt.Sprintf("%d\t%s\t%s\t%s", u.ID, u.Username, u.Role, formatTime(u.CreatedAt))
 		},
-	}
-	addOutputFlag(cmd, &output)
-	return cmd
+	})
 }
