@@ -14,7 +14,6 @@ import (
 
 	"github.com/devmesh/devmesh/agent"
 	"github.com/devmesh/devmesh/coordinator"
-	"github.com/devmesh/devmesh/coordinator/client"
 	"github.com/devmesh/devmesh/coordinator/coordtest"
 	"github.com/devmesh/devmesh/node"
 )
@@ -33,51 +32,7 @@ func logger(t *testing.T, who string) *slog.Logger {
 func TestOnlyTheOwnerGetsIn(t *testing.T) {
 	coord := coordtest.Start(t, func(c *coordinator.Config) { c.Policy.AdminsReachAll = true })
 	ctx := context.Background()
-	anon, _ := client.New(coord.URL(), "")
-	sess, err := anon.CreateFirstUser(ctx, client.LoginRequest{Username: "root", Password: "root-password-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := client.New(coord.URL(), sess.Token)
-	if _, err := admin.CreateUser(ctx, client.CreateUserRequest{Username: "bob", Password: "bob-password-1"}); err != nil {
-		t.Fatal(err)
-	}
-	bs, err := anon.Login(ctx, client.LoginRequest{Username: "bob", Password: "bob-password-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, _ := client.New(coord.URL(), bs.Token)
-	created, err := bob.CreateWorkspace(ctx, client.CreateWorkspaceRequest{Name: "dev", External: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	a, err := agent.New(agent.Options{URL: coord.URL(), Token: created.AgentToken, StateDir: t.TempDir(), Logger: logger(t, "agent")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	var ag client.Agent
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		ws, err := bob.Workspace(ctx, "dev")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ag = ws.Agents[0]; ag.Status == client.AgentConnected && ag.SSHHostKey != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent not connected: %+v", ag)
-		}
-	}
+	ag := startBobsAgent(t, coord)
 	addr := ag.Addresses[0]
 	hostKey, _, _, _, err := gossh.ParseAuthorizedKey([]byte(ag.SSHHostKey))
 	if err != nil {

@@ -31,7 +31,7 @@ import (
 // user's device does not even see the agent.
 func TestForwardsReachTheWorkspaceLoopback(t *testing.T) {
 	coord := coordtest.Start(t, func(c *coordinator.Config) { c.Policy.AdminsReachAll = true })
-	addr := startBobsAgent(t, coord)
+	addr := netip.MustParseAddr(startBobsAgent(t, coord).Addresses[0])
 	ctx := t.Context()
 	rootUser, _ := coord.Store().UserByName(ctx, "root")
 	bobUser, _ := coord.Store().UserByName(ctx, "bob")
@@ -130,8 +130,8 @@ func TestForwardsReachTheWorkspaceLoopback(t *testing.T) {
 
 // startBobsAgent creates users root (admin) and bob, bob's external
 // workspace "dev", runs its real agent until the test ends, and returns
-// the agent's tailnet address once it is connected.
-func startBobsAgent(t *testing.T, coord *coordtest.Coordinator) netip.Addr {
+// the agent's view once it is connected and has published its host key.
+func startBobsAgent(t *testing.T, coord *coordtest.Coordinator) client.Agent {
 	t.Helper()
 	ctx := t.Context()
 	anon, _ := client.New(coord.URL(), "")
@@ -170,8 +170,8 @@ func startBobsAgent(t *testing.T, coord *coordtest.Coordinator) netip.Addr {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ag := ws.Agents[0]; ag.Status == client.AgentConnected && len(ag.Addresses) > 0 {
-			return netip.MustParseAddr(ag.Addresses[0])
+		if ag := ws.Agents[0]; ag.Status == client.AgentConnected && len(ag.Addresses) > 0 && ag.SSHHostKey != "" {
+			return ag
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("agent not connected: %+v", ws.Agents[0])
