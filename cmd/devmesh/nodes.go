@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -42,23 +41,18 @@ func newNodesListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == outputJSON {
-				return writeJSONOutput(cmd.OutOrStdout(), nodes)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tADDRESSES\tOS\tSTATUS\tLAST SEEN\tKEY EXPIRES")
-			for _, n := range nodes {
-				status := "offline"
-				if n.Online {
-					status = "online"
-				}
-				if n.Ephemeral {
-					status += ", ephemeral"
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Name, strings.Join(n.Addresses, ","),
-					orDash(n.OS), status, formatTime(n.LastSeen), formatTime(n.KeyExpiry))
-			}
-			return tw.Flush()
+			return printList(cmd.OutOrStdout(), output, nodes, "ID\tNAME\tADDRESSES\tOS\tSTATUS\tLAST SEEN\tKEY EXPIRES",
+				func(n client.Node) string {
+					status := "offline"
+					if n.Online {
+						status = "online"
+					}
+					if n.Ephemeral {
+						status += ", ephemeral"
+					}
+					return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s", n.ID, n.Name, strings.Join(n.Addresses, ","),
+						orDash(n.OS), status, formatTime(n.LastSeen), formatTime(n.KeyExpiry))
+				})
 		},
 	}
 	addOutputFlag(cmd, &output)

@@ -124,24 +124,19 @@ func newTemplatesVersionsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == outputJSON {
-				return writeJSONOutput(cmd.OutOrStdout(), list)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tACTIVE\tPUSHED BY\tPUSHED\tVARIABLES\tMESSAGE")
-			for _, v := range list {
-				active := ""
-				if v.Active {
-					active = "active"
-				}
-				names := make([]string, 0, len(v.Variables))
-				for _, x := range v.Variables {
-					names = append(names, x.Name)
-				}
-				fmt.Fprintf(tw, "v%d\t%s\t%s\t%s\t%s\t%s\n", v.Version, active, v.CreatedBy, formatTime(v.CreatedAt),
-					orDash(strings.Join(names, ",")), v.Message)
-			}
-			return tw.Flush()
+			return printList(cmd.OutOrStdout(), output, list, "VERSION\tACTIVE\tPUSHED BY\tPUSHED\tVARIABLES\tMESSAGE",
+				func(v client.TemplateVersion) string {
+					active := ""
+					if v.Active {
+						active = "active"
+					}
+					names := make([]string, 0, len(v.Variables))
+					for _, x := range v.Variables {
+						names = append(names, x.Name)
+					}
+					return fmt.Sprintf("v%d\t%s\t%s\t%s\t%s\t%s", v.Version, active, v.CreatedBy, formatTime(v.CreatedAt),
+						orDash(strings.Join(names, ",")), v.Message)
+				})
 		},
 	}
 	addOutputFlag(cmd, &output)
