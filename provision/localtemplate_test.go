@@ -3,7 +3,6 @@ package provision
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/devmesh/devmesh/provision/tfprovider/tfprovidertest"
 )
 
 // TestLocalTemplate runs the quickstart template, examples/templates/local,
@@ -92,19 +93,8 @@ func TestLocalTemplate(t *testing.T) {
 
 // waitAgent waits for the stand-in agent of the workspace in dir, other
 // than the one with pid old, to report.
-func waitAgent(t *testing.T, dir string, old int) fakeAgentReport {
-	t.Helper()
-	var r fakeAgentReport
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		b, err := os.ReadFile(filepath.Join(dir, "home", "agent.json"))
-		if err == nil && json.Unmarshal(b, &r) == nil && r.PID != old && processAlive(r.PID) {
-			return r
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
-			t.Fatalf("no agent started; agent.log:\n%s", log)
-		}
-	}
+func waitAgent(t *testing.T, dir string, old int) tfprovidertest.FakeAgentReport {
+	return tfprovidertest.WaitFakeAgent(t, filepath.Join(dir, "home"), old)
 }
 
 func readPIDFile(t *testing.T, dir string) int {

@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -412,27 +409,11 @@ resource "terraform_data" "slow" {
 // waitGone fails the test unless process pid exits within d.
 func waitGone(t *testing.T, pid int, d time.Duration) {
 	t.Helper()
-	for deadline := time.Now().Add(d); processAlive(pid); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(d); tfprovidertest.ProcessAlive(pid); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("process %d still running", pid)
 		}
 	}
-}
-
-// processAlive reports whether pid runs (zombies count as gone: nobody may
-// reap them in a container).
-func processAlive(pid int) bool {
-	if runtime.GOOS != "linux" {
-		return syscall.Kill(pid, 0) == nil
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...; comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
 }
 
 func TestBuildBadRequest(t *testing.T) {

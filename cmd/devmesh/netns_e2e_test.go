@@ -13,6 +13,7 @@ import (
 	"github.com/devmesh/devmesh/coordinator"
 	"github.com/devmesh/devmesh/coordinator/coordtest"
 	"github.com/devmesh/devmesh/coordinator/store"
+	"github.com/devmesh/devmesh/provision/tfprovider/tfprovidertest"
 )
 
 // netnsSubnet is the /16 the test's namespaces get their /30s from: apart
@@ -86,7 +87,7 @@ func TestNetnsTemplateFlow(t *testing.T) {
 		started: func(t *testing.T, ws store.Workspace) {
 			ns, _, dir := nsOf(ws)
 			pid := pidFile(t, filepath.Join(dir, "agent.pid"))
-			if pid == 0 || !processAlive(pid) {
+			if pid == 0 || !tfprovidertest.ProcessAlive(pid) {
 				t.Fatalf("no agent process running for the workspace (pid %d)", pid)
 			}
 			out, err := exec.Command("ip", "netns", "identify", strconv.Itoa(pid)).Output()

@@ -19,6 +19,7 @@ import (
 	"github.com/devmesh/devmesh/internal/cliconfig"
 	"github.com/devmesh/devmesh/node"
 	"github.com/devmesh/devmesh/provision"
+	"github.com/devmesh/devmesh/provision/tfprovider/tfprovidertest"
 )
 
 // End-to-end tests of template workspaces with the real pieces: a full
@@ -373,7 +374,7 @@ func TestLocalTemplateFlow(t *testing.T) {
 		sshCheck: "pwd",
 		sshWant:  root,
 		started: func(t *testing.T, ws store.Workspace) {
-			if pid := pidFile(t, filepath.Join(wsDir(ws), "agent.pid")); pid == 0 || !processAlive(pid) {
+			if pid := pidFile(t, filepath.Join(wsDir(ws), "agent.pid")); pid == 0 || !tfprovidertest.ProcessAlive(pid) {
 				t.Fatalf("no agent process running for the workspace (pid %d)", pid)
 			}
 		},
@@ -426,18 +427,6 @@ func pidFile(t *testing.T, path string) int {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return pid
-}
-
-// processAlive reports whether pid runs (a zombie does not count).
-func processAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return syscall.Kill(pid, 0) == nil
-	}
-	// pid (comm) STATE ...; comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // killLocalAgent kills a local template agent left by a failed test.

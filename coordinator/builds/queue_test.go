@@ -2,7 +2,6 @@ package builds
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,23 +14,13 @@ import (
 	"github.com/devmesh/devmesh/coordinator/store"
 	"github.com/devmesh/devmesh/internal/secret"
 	"github.com/devmesh/devmesh/provision"
+	"github.com/devmesh/devmesh/provision/tfprovider/tfprovidertest"
 )
 
 // waitAgent waits for the stand-in agent in dir (a local template
 // workspace's home) other than the one with pid old to report.
-func waitAgent(t *testing.T, dir string, old int) fakeAgentReport {
-	t.Helper()
-	var r fakeAgentReport
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		b, err := os.ReadFile(filepath.Join(dir, "agent.json"))
-		if err == nil && json.Unmarshal(b, &r) == nil && r.PID != old && syscall.Kill(r.PID, 0) == nil {
-			return r
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(filepath.Dir(dir), "agent.log"))
-			t.Fatalf("no agent started; agent.log:\n%s", log)
-		}
-	}
+func waitAgent(t *testing.T, dir string, old int) tfprovidertest.FakeAgentReport {
+	return tfprovidertest.WaitFakeAgent(t, dir, old)
 }
 
 func waitGone(t *testing.T, pid int) {
