@@ -127,16 +127,6 @@ func (r *Registry) Nodes(owner int64) []*Node {
 	return out
 }
 
-// Peers returns the nodes visible to the node with that ID.
-func (r *Registry) Peers(id tailcfg.NodeID) []*Node {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if n := r.ix.node(id); n != nil {
-		return r.ix.peers(n)
-	}
-	return nil
-}
-
 // Upsert adds or replaces a node (registration, owner change, rename).
 func (r *Registry) Upsert(n *Node) {
 	r.mu.Lock()

@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"tailscale.com/tailcfg"
@@ -150,7 +149,3 @@ func (r *Registry) markOffline(id tailcfg.NodeID, s *session) {
 	r.mu.Unlock()
 	r.onOffline(id, now)
 }
-
-// IsGone reports whether err means the node was deleted or the stream
-// superseded (as opposed to a network error).
-func IsGone(err error) bool { return errors.Is(err, errGone) || errors.Is(err, errReplaced) }

@@ -88,9 +88,6 @@ func (c *Coordinator) Restart(t testing.TB) {
 	c.start(t)
 }
 
-// Stop stops the coordinator (Restart brings it back).
-func (c *Coordinator) Stop() { c.Close() }
-
 // CreateUser creates a member (or admin) directly in the store.
 func (c *Coordinator) CreateUser(t testing.TB, name string, admin bool) store.User {
 	t.Helper()
