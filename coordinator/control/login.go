@@ -4,78 +4,67 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"html/template"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
-	"time"
 
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
 )
 
-// pendingLoginTTL bounds how long an AuthURL stays valid.
-const pendingLoginTTL = 10 * time.Minute
-
-// pendingAuth is a node waiting for its user to log in on the AuthURL.
-type pendingAuth struct {
-	id         string
-	machineKey key.MachinePublic
-	req        tailcfg.RegisterRequest
-	old        *Node // set for a key rotation
-	done       chan struct{}
-	resp       tailcfg.RegisterResponse // valid once done is closed
-	completed  bool
-	timer      *time.Timer
-}
-
-func (p *pendingAuth) cancel() { p.timer.Stop() }
-
 // startInteractive answers a register without credentials with an AuthURL.
-func (s *Server) startInteractive(mk key.MachinePublic, req *tailcfg.RegisterRequest, old *Node) tailcfg.RegisterResponse {
+func (s *Server) startInteractive(mk key.MachinePublic, src netip.Addr, req *tailcfg.RegisterRequest, old *Node) tailcfg.RegisterResponse {
 	var b [16]byte
 	rand.Read(b[:])
-	p := &pendingAuth{id: hex.EncodeToString(b[:]), machineKey: mk, req: *req, old: old, done: make(chan struct{})}
-	s.pendingMu.Lock()
-	s.pending[p.id] = p
-	p.timer = time.AfterFunc(pendingLoginTTL, func() {
-		s.pendingMu.Lock()
-		delete(s.pending, p.id)
-		s.pendingMu.Unlock()
-	})
-	s.pendingMu.Unlock()
+	p := &pendingAuth{id: hex.EncodeToString(b[:]), machineKey: mk, source: src, nodeKey: req.NodeKey,
+		ephemeral: req.Ephemeral, version: req.Version, old: old}
+	if hi := req.Hostinfo; hi != nil {
+		p.hostname, p.os = truncate(hi.Hostname, maxPendingHostname), truncate(hi.OS, 32)
+	}
+	p, refusal := s.pending.add(p)
+	if refusal != "" {
+		return refuse("%s", refusal)
+	}
 	return tailcfg.RegisterResponse{AuthURL: strings.TrimRight(s.cfg.BaseURL, "/") + "/login/node/" + p.id}
 }
 
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
 // awaitInteractive blocks a Followup register until the user logged in on
-// the AuthURL or the request ends.
+// the AuthURL, the link expired or the request ends.
 func (s *Server) awaitInteractive(ctx context.Context, mk key.MachinePublic, req *tailcfg.RegisterRequest) (tailcfg.RegisterResponse, error) {
 	u, err := url.Parse(req.Followup)
 	if err != nil {
 		return refuse("malformed followup URL"), nil
 	}
-	id := strings.TrimPrefix(u.Path, "/login/node/")
-	s.pendingMu.Lock()
-	p := s.pending[id]
-	s.pendingMu.Unlock()
+	p := s.pending.get(strings.TrimPrefix(u.Path, "/login/node/"))
 	if p == nil {
 		return refuse("login link expired or unknown; run the login again"), nil
 	}
-	if p.machineKey != mk || p.req.NodeKey != req.NodeKey {
+	if p.machineKey != mk || p.nodeKey != req.NodeKey {
 		return refuse("login link belongs to another node"), nil
 	}
 	select {
 	case <-ctx.Done():
 		return tailcfg.RegisterResponse{}, ctx.Err()
 	case <-p.done:
+	case <-p.gone:
+		select {
+		case <-p.done: // approved just before it was forgotten
+		default:
+			return refuse("login link expired; run the login again"), nil
+		}
 	}
-	s.pendingMu.Lock()
-	if s.pending[id] == p {
-		delete(s.pending, id)
-		p.cancel()
-	}
-	s.pendingMu.Unlock()
-	return p.resp, nil
+	s.pending.remove(p)
+	return s.pending.response(p), nil
 }
 
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
@@ -99,9 +88,7 @@ type loginView struct {
 // serveLoginPage shows and handles the AuthURL page: the user logs in and
 // the waiting node is approved for that user.
 func (s *Server) serveLoginPage(w http.ResponseWriter, r *http.Request) {
-	s.pendingMu.Lock()
-	p := s.pending[r.PathValue("id")]
-	s.pendingMu.Unlock()
+	p := s.pending.get(r.PathValue("id"))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Cache-Control", "no-store")
@@ -111,8 +98,8 @@ func (s *Server) serveLoginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	view := loginView{Host: "this device"}
-	if p.req.Hostinfo != nil && p.req.Hostinfo.Hostname != "" {
-		view.Host = p.req.Hostinfo.Hostname
+	if p.hostname != "" {
+		view.Host = p.hostname
 	}
 	switch r.Method {
 	case http.MethodGet:
@@ -150,17 +137,11 @@ func (s *Server) serveLoginPage(w http.ResponseWriter, r *http.Request) {
 // completeLogin registers (or re-keys) the pending node for userID and
 // wakes its Followup request. It returns a status and message on failure.
 func (s *Server) completeLogin(ctx context.Context, p *pendingAuth, userID int64) (int, string) {
-	s.pendingMu.Lock()
-	if p.completed {
-		s.pendingMu.Unlock()
+	if !s.pending.claim(p) {
 		return http.StatusConflict, "This device was already approved."
 	}
-	p.completed = true
-	s.pendingMu.Unlock()
 	fail := func(status int, msg string) (int, string) {
-		s.pendingMu.Lock()
-		p.completed = false
-		s.pendingMu.Unlock()
+		s.pending.unclaim(p)
 		return status, msg
 	}
 	var n *Node
@@ -169,15 +150,17 @@ func (s *Server) completeLogin(ctx context.Context, p *pendingAuth, userID int64
 		if p.old.Owner != userID || p.old.AgentID != 0 {
 			return fail(http.StatusForbidden, "This device belongs to another user.")
 		}
-		n, err = s.rotateKey(ctx, p.old, p.req.NodeKey)
+		n, err = s.rotateKey(ctx, p.old, p.nodeKey)
 	} else {
-		n, err = s.createNode(ctx, p.machineKey, &p.req, "", userID)
+		n, err = s.createNode(ctx, p.machineKey, p.registerRequest(), "", userID)
+	}
+	if errors.Is(err, errNodeGone) {
+		return fail(http.StatusGone, "This device was deleted meanwhile. Run the login on the device again.")
 	}
 	if err != nil {
 		s.log.Error("approve node", "err", err)
 		return fail(http.StatusInternalServerError, "Could not register the device; see the coordinator's log.")
 	}
-	p.resp = s.authorizedResponse(n)
-	close(p.done)
+	s.pending.finish(p, s.authorizedResponse(n))
 	return 0, ""
 }

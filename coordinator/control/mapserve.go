@@ -34,8 +34,12 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request, mk key.Machine
 		http.Error(w, "node key is registered to another machine", http.StatusForbidden)
 		return
 	}
-	if !req.ReadOnly {
-		s.applyMapRequest(r.Context(), n, &req)
+	if s.afterMapLookup != nil {
+		s.afterMapLookup(n.ID)
+	}
+	if !req.ReadOnly && !s.applyMapRequest(r.Context(), n.ID, &req) {
+		http.Error(w, "node not registered", http.StatusUnauthorized)
+		return
 	}
 	compress := req.Compress == "zstd"
 	if !req.Stream {
@@ -43,9 +47,11 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request, mk key.Machine
 			w.WriteHeader(http.StatusOK)
 			return
 		}
-		s.reg.mu.Lock()
-		resp := s.reg.ix.fullMap(s.reg.ix.node(n.ID), s.reg.env)
-		s.reg.mu.Unlock()
+		resp, err := s.reg.FullMap(n.ID)
+		if err != nil {
+			http.Error(w, "node not registered", http.StatusUnauthorized)
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 		writeMapMsg(w, resp, compress)
 		return
@@ -110,51 +116,56 @@ func writeMapMsg(w http.ResponseWriter, msg *tailcfg.MapResponse, compress bool)
 	return nil
 }
 
-// applyMapRequest records what the node reports about itself and tells
-// its peers: disco key, endpoints and home DERP as patches; a new
-// hostname or OS as a whole-node change.
-func (s *Server) applyMapRequest(ctx context.Context, n *Node, req *tailcfg.MapRequest) {
+// applyMapRequest records what the node reports about itself, tells its
+// peers and persists it. It reports false if the node is gone.
+func (s *Server) applyMapRequest(ctx context.Context, id tailcfg.NodeID, req *tailcfg.MapRequest) bool {
+	changed := false
+	_, ok := s.reg.Update(id, func(n *Node) Change {
+		c := mapRequestChange(n, req)
+		changed = !c.Skip
+		return c
+	})
+	if ok && changed {
+		s.persistState(ctx, id)
+	}
+	return ok
+}
+
+// mapRequestChange applies a map request to n (a copy of the current
+// node) and says how to announce it: disco key, endpoints and home DERP
+// as patches; a new hostname, OS or capability version as a whole-node
+// change; other Hostinfo changes silently.
+func mapRequestChange(n *Node, req *tailcfg.MapRequest) Change {
 	// A streaming request (capability >= 68) is not an update channel;
 	// its endpoints can be stale against a newer lite update, so take
 	// them only when we know none.
 	takeEndpoints := !req.Stream || len(n.Endpoints) == 0
-	var fields patchFields
-	upd := n.clone()
+	var c Change
 	if !req.DiscoKey.IsZero() && req.DiscoKey != n.DiscoKey {
-		upd.DiscoKey = req.DiscoKey
-		fields |= patchDisco
+		n.DiscoKey = req.DiscoKey
+		c.Fields |= patchDisco
 	}
 	if takeEndpoints && len(req.Endpoints) > 0 && !slices.Equal(req.Endpoints, n.Endpoints) {
-		upd.Endpoints = slices.Clone(req.Endpoints)
-		fields |= patchEndpoints
+		n.Endpoints = slices.Clone(req.Endpoints)
+		c.Fields |= patchEndpoints
 	}
-	whole := false
+	hostinfoChanged := false
 	if req.Hostinfo != nil && (takeEndpoints || n.Hostinfo == nil) {
 		if ni := req.Hostinfo.NetInfo; ni != nil && ni.PreferredDERP != 0 && ni.PreferredDERP != n.HomeDERP {
-			upd.HomeDERP = ni.PreferredDERP
-			fields |= patchDERP
+			n.HomeDERP = ni.PreferredDERP
+			c.Fields |= patchDERP
 		}
-		whole = n.Hostinfo == nil || n.Hostinfo.Hostname != req.Hostinfo.Hostname || n.Hostinfo.OS != req.Hostinfo.OS
-		upd.Hostinfo = req.Hostinfo.Clone()
+		c.Whole = n.Hostinfo == nil || n.Hostinfo.Hostname != req.Hostinfo.Hostname || n.Hostinfo.OS != req.Hostinfo.OS
+		hostinfoChanged = true
+		n.Hostinfo = req.Hostinfo.Clone()
 		if req.Hostinfo.Hostname != "" {
-			upd.Hostname = req.Hostinfo.Hostname
+			n.Hostname = req.Hostinfo.Hostname
 		}
 	}
-	capChanged := req.Version != 0 && req.Version != n.Cap
-	upd.Cap = req.Version
-	if fields == 0 && !whole && !capChanged && upd.Hostinfo == n.Hostinfo {
-		return
+	if req.Version != 0 && req.Version != n.Cap {
+		n.Cap = req.Version
+		c.Whole = true
 	}
-	if whole || capChanged {
-		s.reg.Upsert(upd)
-	} else {
-		s.reg.Patch(n.ID, fields, func(m *Node) {
-			m.DiscoKey, m.Endpoints, m.HomeDERP, m.Hostinfo, m.Hostname, m.Cap = upd.DiscoKey, upd.Endpoints, upd.HomeDERP, upd.Hostinfo, upd.Hostname, upd.Cap
-		})
-	}
-	if cur := s.reg.Node(n.ID); cur != nil {
-		if err := s.cfg.Store.UpdateNodeState(ctx, nodeToStore(cur)); err != nil {
-			s.log.Warn("persist node state", "node", n.ID, "err", err)
-		}
-	}
+	c.Skip = c.Fields == 0 && !c.Whole && !hostinfoChanged
+	return c
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
 
 	"golang.org/x/net/http2"
 	"tailscale.com/control/controlhttp/controlhttpserver"
@@ -12,10 +13,25 @@ import (
 	"tailscale.com/types/key"
 )
 
-// maxBody bounds every request body read inside Noise.
-const maxBody = 1 << 20
+// maxBody bounds every request body read inside Noise; register
+// requests, which anyone may send, get a smaller bound (a real one is a
+// few KiB).
+const (
+	maxBody         = 1 << 20
+	maxRegisterBody = 64 << 10
+)
 
-type machineKeyCtx struct{}
+type (
+	machineKeyCtx struct{}
+	sourceAddrCtx struct{}
+)
+
+// sourceAddr returns the client's IP address recorded at the Noise upgrade
+// (the zero Addr if unknown).
+func sourceAddr(ctx context.Context) netip.Addr {
+	a, _ := ctx.Value(sourceAddrCtx{}).(netip.Addr)
+	return a
+}
 
 // serveKey answers GET /key with the persistent Noise public key.
 func (s *Server) serveKey(w http.ResponseWriter, r *http.Request) {
@@ -55,6 +71,9 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not implemented by devmesh: "+r.URL.Path, http.StatusNotImplemented)
 	})
 	ctx := context.WithValue(r.Context(), machineKeyCtx{}, conn.Peer())
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		ctx = context.WithValue(ctx, sourceAddrCtx{}, ap.Addr().Unmap())
+	}
 	var h2 http2.Server
 	h2.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, BaseConfig: &http.Server{Handler: inner}})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -20,11 +21,17 @@ import (
 // RegisterResponse.Error, which the client stops on and shows.
 func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request, mk key.MachinePublic) {
 	var req tailcfg.RegisterRequest
+	r.Body = http.MaxBytesReader(w, r.Body, maxRegisterBody)
 	if err := decodeBody(r, &req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, "register request too large", http.StatusRequestEntityTooLarge)
+			return
+		}
 		http.Error(w, "malformed register request", http.StatusBadRequest)
 		return
 	}
-	resp, err := s.register(r.Context(), mk, &req)
+	resp, err := s.register(r.Context(), mk, sourceAddr(r.Context()), &req)
 	if err != nil {
 		if r.Context().Err() != nil {
 			http.Error(w, "request canceled", http.StatusRequestTimeout)
@@ -45,7 +52,7 @@ func refuse(format string, args ...any) tailcfg.RegisterResponse {
 	return tailcfg.RegisterResponse{Error: fmt.Sprintf(format, args...)}
 }
 
-func (s *Server) register(ctx context.Context, mk key.MachinePublic, req *tailcfg.RegisterRequest) (tailcfg.RegisterResponse, error) {
+func (s *Server) register(ctx context.Context, mk key.MachinePublic, src netip.Addr, req *tailcfg.RegisterRequest) (tailcfg.RegisterResponse, error) {
 	now := time.Now()
 	switch {
 	case req.Version < MinCapVersion:
@@ -78,7 +85,7 @@ func (s *Server) register(ctx context.Context, mk key.MachinePublic, req *tailcf
 	if req.Followup != "" {
 		return s.awaitInteractive(ctx, mk, req)
 	}
-	return s.startInteractive(mk, req, old), nil
+	return s.startInteractive(mk, src, req, old), nil
 }
 
 // registerWithAuthKey creates a node owned by the key's owner, or, for a
@@ -97,6 +104,9 @@ func (s *Server) registerWithAuthKey(ctx context.Context, mk key.MachinePublic, 
 			return authKeyRefusal(err)
 		}
 		n, err := s.rotateKey(ctx, old, req.NodeKey)
+		if errors.Is(err, errNodeGone) {
+			return refuse("this node was deleted; register it as a new node"), nil
+		}
 		if err != nil {
 			return tailcfg.RegisterResponse{}, err
 		}
@@ -197,24 +207,31 @@ func (s *Server) uniqueGivenName(owner int64, hostname string) string {
 	return name
 }
 
-// rotateKey moves old to a new node key and renews its expiry.
+// errNodeGone reports that the node was deleted while it was being
+// changed.
+var errNodeGone = errors.New("node was deleted")
+
+// rotateKey moves node id to a new node key and renews its expiry. It
+// returns errNodeGone if the node was deleted meanwhile.
 func (s *Server) rotateKey(ctx context.Context, old *Node, newKey key.NodePublic) (*Node, error) {
 	var expiry time.Time
 	if old.AgentID == 0 && s.cfg.NodeKeyExpiry > 0 {
 		expiry = time.Now().Add(s.cfg.NodeKeyExpiry)
 	}
-	if err := s.cfg.Store.SetNodeKey(ctx, int64(old.ID), newKey.String(), expiry); err != nil {
+	if err := s.cfg.Store.SetNodeKey(ctx, int64(old.ID), newKey.String(), expiry); errors.Is(err, store.ErrNotFound) {
+		return nil, errNodeGone
+	} else if err != nil {
 		return nil, err
 	}
-	s.reg.Upsert(withKey(old, newKey, expiry))
+	n, ok := s.reg.Update(old.ID, func(n *Node) Change {
+		n.NodeKey, n.KeyExpiry = newKey, expiry
+		return Change{Whole: true}
+	})
+	if !ok {
+		return nil, errNodeGone
+	}
 	s.log.Info("node key rotated", "node", old.ID)
-	return s.reg.Node(old.ID), nil
-}
-
-func withKey(n *Node, k key.NodePublic, expiry time.Time) *Node {
-	c := n.clone()
-	c.NodeKey, c.KeyExpiry = k, expiry
-	return c
+	return n, nil
 }
 
 // logout expires the node (deletes it if ephemeral).
@@ -231,18 +248,21 @@ func (s *Server) logout(ctx context.Context, mk key.MachinePublic, req *tailcfg.
 	}
 	// Clamp to now: the client sends a date in 1970 (Headscale #3299).
 	now := time.Now()
-	if err := s.cfg.Store.SetNodeExpiry(ctx, int64(n.ID), now); err != nil {
+	if err := s.cfg.Store.SetNodeExpiry(ctx, int64(n.ID), now); errors.Is(err, store.ErrNotFound) {
+		return tailcfg.RegisterResponse{}, nil // deleted meanwhile: logged out for good
+	} else if err != nil {
 		return tailcfg.RegisterResponse{}, err
 	}
-	s.reg.Upsert(withKey(n, n.NodeKey, now))
+	s.reg.Update(n.ID, func(n *Node) Change {
+		n.KeyExpiry = now
+		return Change{Whole: true}
+	})
 	s.log.Info("node logged out", "node", n.ID)
 	return tailcfg.RegisterResponse{}, nil
 }
 
 func (s *Server) authorizedResponse(n *Node) tailcfg.RegisterResponse {
-	s.reg.mu.Lock()
-	u := s.reg.ix.users[n.Owner]
-	s.reg.mu.Unlock()
+	u := s.reg.User(n.Owner)
 	return tailcfg.RegisterResponse{
 		User:              tailcfg.User{ID: tailcfg.UserID(u.ID), DisplayName: u.Username},
 		Login:             tailcfg.Login{ID: tailcfg.LoginID(u.ID), Provider: "devmesh", LoginName: u.Username, DisplayName: u.Username},

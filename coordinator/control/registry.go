@@ -2,6 +2,7 @@ package control
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -127,7 +128,9 @@ func (r *Registry) Nodes(owner int64) []*Node {
 	return out
 }
 
-// Upsert adds or replaces a node (registration, owner change, rename).
+// Upsert adds a node, or replaces one wholesale (loading the store, a new
+// registration). A change to a live node goes through Update instead,
+// which works on the current node and never re-inserts a removed one.
 func (r *Registry) Upsert(n *Node) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -144,6 +147,84 @@ func (r *Registry) Upsert(n *Node) {
 		r.sessions[n.ID] = s
 		s.ephTimer = time.AfterFunc(r.ephemeralAfter, func() { r.ephemeralIdle(n.ID, s) })
 	}
+}
+
+// Change tells Update how to announce an edit of a node.
+type Change struct {
+	// Skip drops the edit: nothing changed.
+	Skip bool
+	// Whole announces the node as a whole (PeersChanged, new filters
+	// where reachability changed). Update forces it when the edit touched
+	// anything visibility or naming depends on.
+	Whole bool
+	// Fields, for an edit that is not Whole, are sent to the node's
+	// viewers as a PeersChangedPatch; with none the edit is stored
+	// silently.
+	Fields patchFields
+}
+
+// Update is the registry's read-modify-write: under the lock it passes
+// edit a copy of the current node, stores the copy and announces it as
+// edit's Change says. edit must only change the node (no I/O, no calls
+// into the registry). If the node is gone, edit is not called and Update
+// returns nil, false: a removed node is never brought back. Otherwise it
+// returns the node as now stored (not to be modified).
+func (r *Registry) Update(id tailcfg.NodeID, edit func(n *Node) Change) (*Node, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.ix.node(id)
+	if cur == nil {
+		return nil, false
+	}
+	n := cur.clone()
+	c := edit(n)
+	if c.Skip {
+		return cur, true
+	}
+	n.ID, n.Online = cur.ID, cur.Online
+	if !c.Whole && !samePeerIdentity(cur, n) {
+		c.Whole = true
+	}
+	if c.Whole {
+		r.dispatchLocked(r.ix.upsert(n))
+		r.scheduleExpiryLocked(n)
+	} else {
+		r.dispatchLocked(r.ix.patch(id, c.Fields, func(m *Node) { *m = *n }))
+	}
+	return r.ix.node(id), true
+}
+
+// samePeerIdentity reports whether a and b agree on everything a patch
+// may not change: who owns the node, its key, expiry, names and addresses.
+func samePeerIdentity(a, b *Node) bool {
+	return a.Owner == b.Owner && a.AgentID == b.AgentID && a.NodeKey == b.NodeKey &&
+		a.KeyExpiry.Equal(b.KeyExpiry) && a.GivenName == b.GivenName && a.Ephemeral == b.Ephemeral &&
+		slices.Equal(a.Addresses, b.Addresses)
+}
+
+// FullMap returns the complete map for the node, or errGone.
+func (r *Registry) FullMap(id tailcfg.NodeID) (*tailcfg.MapResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.ix.node(id)
+	if n == nil {
+		return nil, errGone
+	}
+	return r.ix.fullMap(n, r.env), nil
+}
+
+// FQDN returns n's MagicDNS name.
+func (r *Registry) FQDN(n *Node) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ix.fqdn(n, r.env)
+}
+
+// User returns the user with that ID (the zero User if unknown).
+func (r *Registry) User(id int64) User {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ix.users[id]
 }
 
 // scheduleExpiryLocked arms a timer that re-announces n when its key
@@ -171,12 +252,16 @@ func (r *Registry) scheduleExpiryLocked(n *Node) {
 // ephemeralIdle deletes an ephemeral node whose session s still has no
 // stream.
 func (r *Registry) ephemeralIdle(id tailcfg.NodeID, s *session) {
-	r.mu.Lock()
-	idle := r.sessions[id] == s && s.streams == 0
-	r.mu.Unlock()
-	if idle {
+	if r.isIdle(id, s) {
 		r.onEphemeralIdle(id)
 	}
+}
+
+// isIdle reports whether s is still id's session and has no stream.
+func (r *Registry) isIdle(id tailcfg.NodeID, s *session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessions[id] == s && s.streams == 0
 }
 
 // Remove deletes a node and ends its streams.

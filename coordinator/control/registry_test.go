@@ -70,3 +70,22 @@ func TestEphemeralNodeThatNeverConnectsIsDeleted(t *testing.T) {
 		t.Fatalf("deleted node %d, want 3 (the one that never connected)", got)
 	}
 }
+
+func TestUpdateOfGoneNodeDoesNothing(t *testing.T) {
+	r := newTestRegistry(nil)
+	defer r.Close()
+	r.Upsert(testNode(1, alice, 0))
+	r.Remove(1)
+	called := false
+	n, ok := r.Update(1, func(n *Node) Change {
+		called = true
+		n.Hostname = "back"
+		return Change{Whole: true}
+	})
+	if n != nil || ok || called {
+		t.Fatalf("Update of a removed node: %v %v called=%v", n, ok, called)
+	}
+	if r.Node(1) != nil {
+		t.Fatal("Update re-inserted a removed node")
+	}
+}

@@ -51,6 +51,9 @@ type Config struct {
 	KeepAlive time.Duration
 	// BatchDelay coalesces bursts of changes per node (default 25ms).
 	BatchDelay time.Duration
+	// PendingLogins caps the interactive logins waiting for a user
+	// (zero fields: defaults).
+	PendingLogins PendingLoginLimits
 	// CheckPassword verifies credentials on the interactive login page
 	// (the API layer supplies it, with its rate limits).
 	CheckPassword func(ctx context.Context, r *http.Request, username, password string) (store.User, error)
@@ -66,10 +69,14 @@ type Server struct {
 	reg *Registry
 	mux *http.ServeMux
 
-	createMu sync.Mutex // serializes node creation (unique given names)
+	// afterMapLookup, if set (tests only), runs in serveMap after the
+	// node was looked up and before the request is applied.
+	afterMapLookup func(id tailcfg.NodeID)
 
-	pendingMu sync.Mutex // guards pending
-	pending   map[string]*pendingAuth
+	createMu  sync.Mutex // serializes node creation (unique given names)
+	persistMu sync.Mutex // orders node state writes to the store
+
+	pending *pendingLogins
 
 	connsMu sync.Mutex // guards conns and closed
 	conns   map[io.Closer]struct{}
@@ -90,7 +97,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BatchDelay == 0 {
 		cfg.BatchDelay = 25 * time.Millisecond
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, pending: map[string]*pendingAuth{}, conns: map[io.Closer]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, pending: newPendingLogins(cfg.PendingLogins), conns: map[io.Closer]struct{}{}}
 	s.reg = NewRegistry(RegistryOptions{
 		Policy:          cfg.Policy,
 		DERPMap:         cfg.DERPMap,
@@ -136,24 +143,26 @@ func (s *Server) Load(ctx context.Context) error {
 	return nil
 }
 
-// Close ends every map stream and Noise connection.
+// Close ends every map stream, Noise connection and pending login. It
+// can be called more than once.
 func (s *Server) Close() error {
-	s.connsMu.Lock()
-	s.closed = true
-	conns := s.conns
-	s.conns = map[io.Closer]struct{}{}
-	s.connsMu.Unlock()
-	for c := range conns {
+	for c := range s.takeConns() {
 		c.Close()
 	}
 	s.reg.Close()
-	s.pendingMu.Lock()
-	for id, p := range s.pending {
-		p.cancel()
-		delete(s.pending, id)
-	}
-	s.pendingMu.Unlock()
+	s.pending.close()
 	return nil
+}
+
+// takeConns marks the server closed and returns the live Noise
+// connections.
+func (s *Server) takeConns() map[io.Closer]struct{} {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	s.closed = true
+	conns := s.conns
+	s.conns = map[io.Closer]struct{}{}
+	return conns
 }
 
 // AdmitNodeKey reports whether a node key belongs to a registered,
@@ -176,19 +185,26 @@ func (s *Server) DeleteNode(ctx context.Context, id int64) error {
 }
 
 // NodeName returns n's MagicDNS name.
-func (s *Server) NodeName(n *Node) string {
-	s.reg.mu.Lock()
-	defer s.reg.mu.Unlock()
-	return s.reg.ix.fqdn(n, s.reg.env)
+func (s *Server) NodeName(n *Node) string { return s.reg.FQDN(n) }
+
+// persistLastSeen writes the node's state when it went offline.
+func (s *Server) persistLastSeen(id tailcfg.NodeID, _ time.Time) {
+	s.persistState(context.Background(), id)
 }
 
-func (s *Server) persistLastSeen(id tailcfg.NodeID, at time.Time) {
+// persistState writes the node's current state (endpoints, Hostinfo,
+// last seen...) to the store. persistMu orders the writes, so the store
+// ends with the latest in-memory state, never an older copy written last.
+// A node deleted meanwhile is not written back (the store only updates).
+func (s *Server) persistState(ctx context.Context, id tailcfg.NodeID) {
+	s.persistMu.Lock()
+	defer s.persistMu.Unlock()
 	n := s.reg.Node(id)
 	if n == nil {
 		return
 	}
-	if err := s.cfg.Store.UpdateNodeState(context.Background(), nodeToStore(n)); err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.log.Warn("persist last seen", "node", id, "err", err)
+	if err := s.cfg.Store.UpdateNodeState(ctx, nodeToStore(n)); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("persist node state", "node", id, "err", err)
 	}
 }
 

@@ -131,11 +131,19 @@ func (st *Stream) Close() {
 	s.offlineTimer = time.AfterFunc(r.offlineDebounce, func() { r.markOffline(st.id, s) })
 }
 
+// markOffline marks the node offline if s is still its session and has
+// no stream, and reports it to onOffline (outside the lock).
 func (r *Registry) markOffline(id tailcfg.NodeID, s *session) {
+	if at, ok := r.markOfflineLocked(id, s); ok {
+		r.onOffline(id, at)
+	}
+}
+
+func (r *Registry) markOfflineLocked(id tailcfg.NodeID, s *session) (time.Time, bool) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.sessions[id] != s || s.streams > 0 {
-		r.mu.Unlock()
-		return
+		return time.Time{}, false
 	}
 	now := time.Now()
 	r.dispatchLocked(r.ix.patch(id, patchOnline|patchLastSeen, func(n *Node) {
@@ -146,6 +154,5 @@ func (r *Registry) markOffline(id tailcfg.NodeID, s *session) {
 	if n != nil && n.Ephemeral {
 		s.ephTimer = time.AfterFunc(r.ephemeralAfter-r.offlineDebounce, func() { r.ephemeralIdle(id, s) })
 	}
-	r.mu.Unlock()
-	r.onOffline(id, now)
+	return now, true
 }

@@ -1,0 +1,96 @@
+package control
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"tailscale.com/control/tsp"
+	"tailscale.com/tailcfg"
+)
+
+// deleteOnNextMap returns a hook that deletes the node of the next map
+// request right after serveMap looked it up: the race window, made
+// deterministic.
+func deleteOnNextMap(t *testing.T, armed *atomic.Bool) func(*Server) {
+	return func(s *Server) {
+		s.afterMapLookup = func(id tailcfg.NodeID) {
+			if armed.CompareAndSwap(true, false) {
+				if err := s.DeleteNode(context.Background(), int64(id)); err != nil {
+					t.Errorf("delete node: %v", err)
+				}
+			}
+		}
+	}
+}
+
+// A one-shot map request whose node is deleted while it is being served
+// used to dereference the nil node with the registry's mutex held and
+// never unlocked, so every later registration and stream hung.
+func TestOneShotMapRacingDeletion(t *testing.T) {
+	var armed atomic.Bool
+	ts := newTestServer(t, nil, deleteOnNextMap(t, &armed))
+	dev := ts.newDevice(t)
+	ts.register(t, dev)
+
+	armed.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ms, err := dev.c.Map(ctx, tsp.MapOpts{NodeKey: dev.node, Hostinfo: hostinfo("dev")})
+	if err == nil {
+		ms.Close()
+		t.Fatal("map request of a deleted node succeeded")
+	}
+	if !strings.Contains(err.Error(), "401") {
+		t.Errorf("map request of a deleted node: %v, want a 401", err)
+	}
+	if armed.Load() {
+		t.Fatal("the hook did not run")
+	}
+
+	// The control plane still works: a new device registers and streams
+	// (each step has its own timeout; a wedged registry times out).
+	other := ts.newDevice(t)
+	ts.register(t, other)
+	openStream(t, other)
+}
+
+// A map request that reports a new hostname while its node is deleted
+// used to re-insert the deleted node, and the relay admitted its key
+// again until a restart.
+func TestMapUpdateRacingDeletionDoesNotResurrect(t *testing.T) {
+	var armed atomic.Bool
+	ts := newTestServer(t, nil, deleteOnNextMap(t, &armed))
+	dev := ts.newDevice(t)
+	id := ts.register(t, dev)
+
+	armed.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := dev.c.SendMapUpdate(ctx, tsp.SendMapUpdateOpts{NodeKey: dev.node, Hostinfo: hostinfo("renamed")})
+	if err == nil {
+		t.Error("map update of a deleted node succeeded")
+	}
+	if armed.Load() {
+		t.Fatal("the hook did not run")
+	}
+	if n := ts.reg.Node(id); n != nil {
+		t.Fatalf("deleted node is back in the registry: %+v", n)
+	}
+	if ts.AdmitNodeKey(dev.node.Public()) {
+		t.Fatal("the relay admits the deleted node's key")
+	}
+	if nodes := ts.reg.Nodes(0); len(nodes) != 0 {
+		t.Fatalf("registry holds %d nodes, want 0", len(nodes))
+	}
+	// Without credentials, the deleted key gets a login link, not the node.
+	rr, err := dev.c.Register(ctx, tsp.RegisterOpts{NodeKey: dev.node, Hostinfo: hostinfo("renamed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr.MachineAuthorized {
+		t.Fatal("the deleted node's key is authorized again")
+	}
+}
