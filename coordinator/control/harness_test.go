@@ -12,6 +12,7 @@ import (
 	"tailscale.com/types/key"
 
 	"github.com/devmesh/devmesh/coordinator/store"
+	"github.com/devmesh/devmesh/internal/leakcheck"
 	"github.com/devmesh/devmesh/internal/secret"
 )
 
@@ -29,6 +30,7 @@ type testServer struct {
 // the place to set test hooks without a data race.
 func newTestServer(t *testing.T, configure func(*Config), hook func(*Server)) *testServer {
 	t.Helper()
+	leakcheck.Check(t)
 	ctx := context.Background()
 	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "devmesh.db"))
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/devmesh/devmesh/coordinator/coordtest"
 	"github.com/devmesh/devmesh/coordinator/store"
+	"github.com/devmesh/devmesh/internal/leakcheck"
 	"github.com/devmesh/devmesh/internal/secret"
 )
 
@@ -103,6 +104,7 @@ func nodeCount(t *testing.T, c *coordtest.Coordinator) int {
 }
 
 func TestRegisterRefusals(t *testing.T) {
+	leakcheck.Check(t)
 	c := coordtest.Start(t)
 	alice := c.CreateUser(t, "alice", false)
 	used := c.AuthKey(t, alice, false, false)
@@ -210,6 +212,7 @@ func next(t *testing.T, ms *tsp.MapSession, what string, ok func(*tailcfg.MapRes
 }
 
 func TestStreamDeltas(t *testing.T) {
+	leakcheck.Check(t)
 	c := coordtest.Start(t)
 	alice := c.CreateUser(t, "alice", false)
 	bob := c.CreateUser(t, "bob", false)
@@ -286,6 +289,7 @@ func TestStreamDeltas(t *testing.T) {
 }
 
 func TestLogoutAndEphemeral(t *testing.T) {
+	leakcheck.Check(t)
 	c := coordtest.Start(t, coordtest.WithEphemeralAfter(300*time.Millisecond))
 	alice := c.CreateUser(t, "alice", false)
 
@@ -332,6 +336,7 @@ func TestLogoutAndEphemeral(t *testing.T) {
 }
 
 func TestRelayAdmitsOnlyRegisteredNodes(t *testing.T) {
+	leakcheck.Check(t)
 	c := coordtest.Start(t)
 	alice := c.CreateUser(t, "alice", false)
 	reg1, reg2 := newClient(t, c.URL()), newClient(t, c.URL())
@@ -419,6 +424,7 @@ func registerRaw(t *testing.T, ms *tsp.MapSession, req tailcfg.RegisterRequest) 
 }
 
 func TestKeyRotationKeepsIdentity(t *testing.T) {
+	leakcheck.Check(t)
 	c := coordtest.Start(t)
 	alice := c.CreateUser(t, "alice", false)
 	bob := c.CreateUser(t, "bob", false)

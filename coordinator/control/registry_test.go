@@ -7,9 +7,12 @@ import (
 	"time"
 
 	"tailscale.com/tailcfg"
+
+	"github.com/devmesh/devmesh/internal/leakcheck"
 )
 
-func newTestRegistry(onEph func(tailcfg.NodeID)) *Registry {
+func newTestRegistry(t *testing.T, onEph func(tailcfg.NodeID)) *Registry {
+	leakcheck.Check(t)
 	r := NewRegistry(RegistryOptions{
 		DERPMap:         &tailcfg.DERPMap{},
 		Domain:          "devmesh.internal",
@@ -22,7 +25,7 @@ func newTestRegistry(onEph func(tailcfg.NodeID)) *Registry {
 }
 
 func TestKeyExpiryIsAnnounced(t *testing.T) {
-	r := newTestRegistry(nil)
+	r := newTestRegistry(t, nil)
 	defer r.Close()
 	viewer := testNode(1, alice, 0)
 	expiring := testNode(2, alice, 0)
@@ -52,7 +55,7 @@ func TestKeyExpiryIsAnnounced(t *testing.T) {
 
 func TestEphemeralNodeThatNeverConnectsIsDeleted(t *testing.T) {
 	var deleted atomic.Int64
-	r := newTestRegistry(func(id tailcfg.NodeID) { deleted.Store(int64(id)) })
+	r := newTestRegistry(t, func(id tailcfg.NodeID) { deleted.Store(int64(id)) })
 	defer r.Close()
 	eph := testNode(3, alice, 0)
 	eph.Ephemeral = true
@@ -72,7 +75,7 @@ func TestEphemeralNodeThatNeverConnectsIsDeleted(t *testing.T) {
 }
 
 func TestUpdateOfGoneNodeDoesNothing(t *testing.T) {
-	r := newTestRegistry(nil)
+	r := newTestRegistry(t, nil)
 	defer r.Close()
 	r.Upsert(testNode(1, alice, 0))
 	r.Remove(1)
