@@ -2,6 +2,9 @@ package control
 
 import (
 	"context"
+	"net/netip"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,5 +93,27 @@ func TestUpdateOfGoneNodeDoesNothing(t *testing.T) {
 	}
 	if r.Node(1) != nil {
 		t.Fatal("Update re-inserted a removed node")
+	}
+}
+
+// Concurrent edits of one node all land: each works on the current node,
+// not on a copy read earlier.
+func TestConcurrentUpdatesAreNotLost(t *testing.T) {
+	r := newTestRegistry(t, nil)
+	defer r.Close()
+	r.Upsert(testNode(1, alice, 0))
+	const writers = 20
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			r.Update(1, func(n *Node) Change {
+				n.Endpoints = append(slices.Clone(n.Endpoints), netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(i+1)))
+				return Change{Fields: patchEndpoints}
+			})
+		})
+	}
+	wg.Wait()
+	if got := len(r.Node(1).Endpoints); got != writers {
+		t.Fatalf("%d endpoints after %d concurrent updates, want all of them", got, writers)
 	}
 }

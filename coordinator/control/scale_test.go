@@ -53,6 +53,9 @@ func TestChangeCostRatio(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timing test")
 	}
+	if raceEnabled {
+		t.Skip("timing test: meaningless under the race detector (it took 80s there); runs without -race")
+	}
 	cost := func(users int) time.Duration {
 		ix := bigIndex(users, 4)
 		const rounds = 2000
