@@ -11,19 +11,25 @@ import (
 	"tailscale.com/tailcfg"
 )
 
-// deleteOnNextMap returns a hook that deletes the node of the next map
+// onNextMap returns a hook that runs do on the node of the next map
 // request right after serveMap looked it up: the race window, made
 // deterministic.
-func deleteOnNextMap(t *testing.T, armed *atomic.Bool) func(*Server) {
+func onNextMap(armed *atomic.Bool, do func(s *Server, id tailcfg.NodeID)) func(*Server) {
 	return func(s *Server) {
 		s.afterMapLookup = func(id tailcfg.NodeID) {
 			if armed.CompareAndSwap(true, false) {
-				if err := s.DeleteNode(context.Background(), int64(id)); err != nil {
-					t.Errorf("delete node: %v", err)
-				}
+				do(s, id)
 			}
 		}
 	}
+}
+
+func deleteOnNextMap(t *testing.T, armed *atomic.Bool) func(*Server) {
+	return onNextMap(armed, func(s *Server, id tailcfg.NodeID) {
+		if err := s.DeleteNode(context.Background(), int64(id)); err != nil {
+			t.Errorf("delete node: %v", err)
+		}
+	})
 }
 
 // A one-shot map request whose node is deleted while it is being served
@@ -92,5 +98,42 @@ func TestMapUpdateRacingDeletionDoesNotResurrect(t *testing.T) {
 	}
 	if rr.MachineAuthorized {
 		t.Fatal("the deleted node's key is authorized again")
+	}
+}
+
+// A logout that lands while a map request with a new hostname is being
+// served used to be undone: the request wrote back its older copy of the
+// node, unexpired, and the relay admitted the key again.
+func TestMapUpdateDoesNotUndoConcurrentLogout(t *testing.T) {
+	var armed atomic.Bool
+	var dev *device
+	ts := newTestServer(t, nil, onNextMap(&armed, func(s *Server, id tailcfg.NodeID) {
+		rr, err := s.logout(context.Background(), dev.machine.Public(),
+			&tailcfg.RegisterRequest{NodeKey: dev.node.Public(), Expiry: time.Unix(123, 0)})
+		if err != nil || rr.Error != "" {
+			t.Errorf("logout: %+v %v", rr, err)
+		}
+	}))
+	dev = ts.newDevice(t)
+	id := ts.register(t, dev)
+
+	armed.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := dev.c.SendMapUpdate(ctx, tsp.SendMapUpdateOpts{NodeKey: dev.node, Hostinfo: hostinfo("renamed")}); err != nil {
+		t.Fatalf("map update: %v", err)
+	}
+	if armed.Load() {
+		t.Fatal("the hook did not run")
+	}
+	n := ts.reg.Node(id)
+	if n == nil || !n.Expired(time.Now()) {
+		t.Fatalf("logout was undone by the map request: %+v", n)
+	}
+	if n.Hostname != "renamed" {
+		t.Errorf("the map request's change was lost: hostname %q", n.Hostname)
+	}
+	if ts.AdmitNodeKey(dev.node.Public()) {
+		t.Fatal("the relay admits a logged-out node's key")
 	}
 }

@@ -78,18 +78,20 @@ func (ts *testServer) authKey(t *testing.T) string {
 
 // device is one simulated node speaking the real protocol through tsp.
 type device struct {
-	c    *tsp.Client
-	node key.NodePrivate
+	c       *tsp.Client
+	machine key.MachinePrivate
+	node    key.NodePrivate
 }
 
 func (ts *testServer) newDevice(t *testing.T) *device {
 	t.Helper()
-	c, err := tsp.NewClient(tsp.ClientOpts{ServerURL: ts.url, MachineKey: key.NewMachine()})
+	mk := key.NewMachine()
+	c, err := tsp.NewClient(tsp.ClientOpts{ServerURL: ts.url, MachineKey: mk})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &device{c: c, node: key.NewNode()}
+	return &device{c: c, machine: mk, node: key.NewNode()}
 }
 
 func hostinfo(name string) *tailcfg.Hostinfo { return &tailcfg.Hostinfo{Hostname: name, OS: "linux"} }

@@ -33,7 +33,7 @@ func startLogin(t *testing.T, d *device) (string, error) {
 }
 
 // withNodeKey is d's machine with another node key.
-func withNodeKey(d *device) *device { return &device{c: d.c, node: key.NewNode()} }
+func withNodeKey(d *device) *device { return &device{c: d.c, machine: d.machine, node: key.NewNode()} }
 
 var loopback = netip.MustParseAddr("127.0.0.1")
 
