@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -318,6 +319,89 @@ func FuzzReadArchive(f *testing.F) {
 		}
 		if total > len(archive) {
 			t.Fatalf("%d bytes of files from a %d-byte archive", total, len(archive))
+		}
+	})
+}
+
+// FuzzArchiveEntries builds archives from a line-based spec ("l name
+// target", "f name body", "d name", "h name target"), so that mutations
+// reach the path and symlink checks rather than tar's header checksum. An
+// archive readArchive accepts must extract, and each of its symlinks
+// must, once on disk, resolve inside the extraction directory (or not at
+// all).
+func FuzzArchiveEntries(f *testing.F) {
+	for _, s := range []string{
+		"f main.tf x\nd mod\nf mod/a.tf y\nl mod/l a.tf\nh h main.tf",
+		"d a\nd a/b\nl a/b/c ..\nl d a/b/c/b",
+		"d x\nl x/here ..\nl out x/here/..",
+		"l a b\nl b a",
+		"d d\nl l0 d\nl l1 l0/../l0/../l0\nl l2 l1/../l1/../l1",
+		"d real\nl link real\nf link/main.tf x",
+		"l up ../etc",
+		"d a\nl a/b .\nl c a/b/b/b/../..",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for line := range strings.SplitSeq(spec, "\n") {
+			fields := strings.SplitN(line, " ", 3)
+			if len(fields) < 2 {
+				continue
+			}
+			hdr := &tar.Header{Name: fields[1], Mode: 0o644, Format: tar.FormatPAX}
+			arg := ""
+			if len(fields) == 3 {
+				arg = fields[2]
+			}
+			switch fields[0] {
+			case "f":
+				hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(arg))
+			case "d":
+				hdr.Typeflag = tar.TypeDir
+			case "l":
+				hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, arg
+			case "h":
+				hdr.Typeflag, hdr.Linkname = tar.TypeLink, arg
+			default:
+				continue
+			}
+			if tw.WriteHeader(hdr) != nil {
+				return
+			}
+			if hdr.Typeflag == tar.TypeReg {
+				tw.Write([]byte(arg))
+			}
+		}
+		if tw.Close() != nil {
+			return
+		}
+		archive := buf.Bytes()
+		start := time.Now()
+		entries, err := readArchive(archive, 0)
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("readArchive took %v", d)
+		}
+		if err != nil {
+			return
+		}
+		dst := filepath.Join(t.TempDir(), "x")
+		if err := Extract(archive, dst); err != nil {
+			t.Fatalf("accepted, but Extract: %v", err)
+		}
+		root, err := filepath.EvalSymlinks(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.hdr.Typeflag != tar.TypeSymlink {
+				continue
+			}
+			got, err := filepath.EvalSymlinks(filepath.Join(dst, e.name))
+			if err == nil && got != root && !strings.HasPrefix(got, root+string(filepath.Separator)) {
+				t.Fatalf("symlink %q -> %q resolves to %s, outside %s", e.name, e.hdr.Linkname, got, root)
+			}
 		}
 	})
 }
