@@ -15,10 +15,20 @@ import (
 
 // Template archives are uncompressed POSIX tar streams (as written by
 // archive/tar: ustar, with PAX records for long names). They are not
-// gzipped: templates are small text files, an uncompressed archive cannot
-// expand past its own size (no decompression bombs), and one size limit
-// covers both the upload and what lands on disk. Callers may compress for
-// transport.
+// gzipped: templates are small text files, and one size limit covers both
+// the upload and what lands on disk. Callers may compress for transport.
+//
+// What lands on disk is at most the archive's own size because the reader
+// makes it so, not because tar cannot expand: GNU sparse entries (type 'S'
+// or GNU.sparse.* PAX records) describe files far larger than the bytes
+// stored, and a header may declare any size. So sparse entries are
+// refused, each regular file's declared size is checked against the bytes
+// left in the archive and in the budget (the archive's length) before any
+// of it is read or allocated, and the files' sizes together never exceed
+// the archive's length. Hardlinks add names, not bytes; directories and
+// symlinks take a 512-byte header each. Names and symlink targets are at
+// most maxPathBytes long, and resolving symlinks costs time linear in the
+// archive's size (see linkTree).
 
 // Errors returned by Validate, Extract and Pack. Each is wrapped in an
 // *ArchiveError naming the offending entry, so errors.Is works.
@@ -50,6 +60,14 @@ func archiveErr(err error, entry, format string, args ...any) error {
 	return &ArchiveError{Entry: entry, Reason: fmt.Sprintf(format, args...), Err: err}
 }
 
+// maxPathBytes bounds entry names and symlink targets (Linux's PATH_MAX);
+// maxNameBytes bounds one component of a name (NAME_MAX). Longer ones
+// would fail to extract anyway.
+const (
+	maxPathBytes = 4096
+	maxNameBytes = 255
+)
+
 // entry is one validated archive member.
 type entry struct {
 	hdr  *tar.Header
@@ -69,14 +87,17 @@ func Validate(archive []byte, maxBytes int64) error {
 }
 
 // readArchive parses and validates archive, returning its entries in order.
+// The regular files' data, held in memory, total at most len(archive).
 func readArchive(archive []byte, maxBytes int64) ([]entry, error) {
 	if maxBytes > 0 && int64(len(archive)) > maxBytes {
 		return nil, archiveErr(ErrArchiveTooLarge, "", "%d bytes, limit is %d", len(archive), maxBytes)
 	}
-	tr := tar.NewReader(bytes.NewReader(archive))
+	r := bytes.NewReader(archive)
+	tr := tar.NewReader(r)
 	var entries []entry
-	kinds := map[string]byte{}   // cleaned name -> typeflag, for links and duplicates
-	links := map[string]string{} // symlink name -> target
+	kinds := map[string]byte{} // cleaned name -> typeflag, for links and duplicates
+	tree := newLinkTree()
+	budget := int64(len(archive)) // bytes the files may still take
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -93,29 +114,51 @@ func readArchive(archive []byte, maxBytes int64) ([]entry, error) {
 			continue
 		}
 		if hdr.Typeflag == tar.TypeReg {
-			if e.data, err = io.ReadAll(tr); err != nil {
-				return nil, archiveErr(ErrArchiveMalformed, hdr.Name, "%v", err)
+			if e.data, err = readData(tr, hdr, int64(r.Len()), &budget); err != nil {
+				return nil, err
 			}
 		}
-		if hdr.Typeflag == tar.TypeSymlink {
-			links[e.name] = hdr.Linkname
-		}
 		kinds[e.name] = hdr.Typeflag
+		tree.add(e.name, hdr.Typeflag, hdr.Linkname)
 		entries = append(entries, e)
 	}
 	if len(entries) == 0 {
 		return nil, archiveErr(ErrArchiveMalformed, "", "archive is empty")
 	}
 	for _, e := range entries {
-		if err := checkPathAndLinks(e, kinds, links); err != nil {
+		if err := checkPathAndLinks(e, tree); err != nil {
 			return nil, err
 		}
 	}
 	return entries, nil
 }
 
+// readData reads the data of the regular file hdr, after checking its
+// declared size against the bytes left in the archive (left) and in the
+// budget, which it then reduces: nothing is allocated for a size the
+// archive cannot hold.
+func readData(tr *tar.Reader, hdr *tar.Header, left int64, budget *int64) ([]byte, error) {
+	switch {
+	case hdr.Size < 0:
+		return nil, archiveErr(ErrArchiveMalformed, hdr.Name, "negative size")
+	case hdr.Size > left:
+		return nil, archiveErr(ErrArchiveMalformed, hdr.Name, "declares %d bytes, but only %d are left in the archive", hdr.Size, left)
+	case hdr.Size > *budget:
+		return nil, archiveErr(ErrArchiveTooLarge, hdr.Name, "declares %d bytes, more than the %d left of the budget", hdr.Size, *budget)
+	}
+	*budget -= hdr.Size
+	data := make([]byte, hdr.Size)
+	if _, err := io.ReadFull(tr, data); err != nil {
+		return nil, archiveErr(ErrArchiveMalformed, hdr.Name, "%v", err)
+	}
+	return data, nil
+}
+
 // checkEntry validates one header on its own: type, name, hardlink target.
 func checkEntry(hdr *tar.Header, seen map[string]byte) (entry, error) {
+	if isSparse(hdr) {
+		return entry{}, archiveErr(ErrUnsupportedEntry, hdr.Name, "sparse files are not allowed")
+	}
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader: // e.g. git archive's commit id comment
 		return entry{}, nil
@@ -124,6 +167,8 @@ func checkEntry(hdr *tar.Header, seen map[string]byte) (entry, error) {
 		return entry{}, archiveErr(ErrUnsupportedEntry, hdr.Name, "device files are not allowed")
 	case tar.TypeFifo:
 		return entry{}, archiveErr(ErrUnsupportedEntry, hdr.Name, "named pipes are not allowed")
+	case tar.TypeGNUSparse:
+		return entry{}, archiveErr(ErrUnsupportedEntry, hdr.Name, "sparse files are not allowed")
 	default:
 		return entry{}, archiveErr(ErrUnsupportedEntry, hdr.Name, "entry type %q is not allowed", hdr.Typeflag)
 	}
@@ -136,6 +181,9 @@ func checkEntry(hdr *tar.Header, seen map[string]byte) (entry, error) {
 			return entry{}, archiveErr(ErrUnsafePath, hdr.Name, "only a directory may name the archive root")
 		}
 		return entry{}, nil
+	}
+	if len(hdr.Linkname) > maxPathBytes {
+		return entry{}, archiveErr(ErrUnsafePath, hdr.Name, "link target longer than %d bytes", maxPathBytes)
 	}
 	if prev, ok := seen[name]; ok && !(prev == tar.TypeDir && hdr.Typeflag == tar.TypeDir) {
 		return entry{}, archiveErr(ErrUnsafePath, hdr.Name, "duplicate entry")
@@ -152,6 +200,21 @@ func checkEntry(hdr *tar.Header, seen map[string]byte) (entry, error) {
 	return entry{hdr: hdr, name: name}, nil
 }
 
+// isSparse reports whether hdr is a GNU sparse file: old GNU type 'S', or
+// a regular file with GNU.sparse.* PAX records, whose declared size can be
+// anything regardless of the bytes stored.
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
 // cleanName turns an archive member name into a clean relative slash path,
 // rejecting absolute paths, Windows volume names and any ".." component.
 // The archive root ("." or "./") yields "".
@@ -159,15 +222,21 @@ func cleanName(name string) (string, error) {
 	if name == "" {
 		return "", archiveErr(ErrUnsafePath, name, "empty name")
 	}
+	if len(name) > maxPathBytes {
+		return "", archiveErr(ErrUnsafePath, name, "name longer than %d bytes", maxPathBytes)
+	}
 	if strings.ContainsRune(name, 0) || strings.Contains(name, `\`) {
 		return "", archiveErr(ErrUnsafePath, name, "name contains NUL or backslash")
 	}
 	if path.IsAbs(name) || filepath.VolumeName(name) != "" || (len(name) > 1 && name[1] == ':') {
 		return "", archiveErr(ErrUnsafePath, name, "absolute path")
 	}
-	for _, part := range strings.Split(name, "/") {
+	for part := range strings.SplitSeq(name, "/") {
 		if part == ".." {
 			return "", archiveErr(ErrUnsafePath, name, "path contains \"..\"")
+		}
+		if len(part) > maxNameBytes {
+			return "", archiveErr(ErrUnsafePath, name, "a component is longer than %d bytes", maxNameBytes)
 		}
 	}
 	clean := path.Clean(name)
@@ -180,79 +249,25 @@ func cleanName(name string) (string, error) {
 // checkPathAndLinks rejects entries whose parent directories include a
 // symlink (so extraction never writes through a link) and symlinks that
 // resolve outside the root.
-func checkPathAndLinks(e entry, kinds map[string]byte, links map[string]string) error {
-	for dir := path.Dir(e.name); dir != "."; dir = path.Dir(dir) {
-		if kinds[dir] == tar.TypeSymlink {
+func checkPathAndLinks(e entry, tree *linkTree) error {
+	if dir, kind := tree.badParent(e.name); dir != "" {
+		if kind == tar.TypeSymlink {
 			return archiveErr(ErrLinkEscape, e.hdr.Name, "path passes through symlink %q", dir)
 		}
-		if k, ok := kinds[dir]; ok && k != tar.TypeDir {
-			return archiveErr(ErrUnsafePath, e.hdr.Name, "parent %q is not a directory", dir)
-		}
+		return archiveErr(ErrUnsafePath, e.hdr.Name, "parent %q is not a directory", dir)
 	}
 	if e.hdr.Typeflag != tar.TypeSymlink {
 		return nil
 	}
-	if _, err := resolveLink(e.name, links, 0); err != nil {
+	if err := tree.checkLink(e.name); err != nil {
 		return archiveErr(ErrLinkEscape, e.hdr.Name, "symlink target %q: %v", e.hdr.Linkname, err)
 	}
 	return nil
 }
 
-// maxLinkHops bounds symlink chains, like the kernel's ELOOP limit.
-const maxLinkHops = 40
-
-var errOutside = errors.New("resolves outside the archive")
-
-// resolveLink resolves the symlink name within the archive's own tree, the
-// way the kernel would after extraction: each ".." pops a component, each
-// component that is itself a symlink in the archive is resolved in turn. It
-// returns the resolved path, or errOutside if any step leaves the root.
-func resolveLink(name string, links map[string]string, hops int) (string, error) {
-	if hops > maxLinkHops {
-		return "", errors.New("too many levels of symlinks")
-	}
-	target := links[name]
-	switch {
-	case target == "":
-		return "", errors.New("empty target")
-	case path.IsAbs(target) || strings.Contains(target, `\`):
-		return "", errors.New("absolute target")
-	}
-	stack := splitPath(path.Dir(name))
-	for _, part := range strings.Split(target, "/") {
-		switch part {
-		case "", ".":
-			continue
-		case "..":
-			if len(stack) == 0 {
-				return "", errOutside
-			}
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		stack = append(stack, part)
-		cur := strings.Join(stack, "/")
-		if _, ok := links[cur]; ok {
-			resolved, err := resolveLink(cur, links, hops+1)
-			if err != nil {
-				return "", err
-			}
-			stack = splitPath(resolved)
-		}
-	}
-	return strings.Join(stack, "/"), nil
-}
-
-func splitPath(p string) []string {
-	if p == "." || p == "" {
-		return nil
-	}
-	return strings.Split(p, "/")
-}
-
-// Extract validates archive (with no size limit beyond its own length: an
-// uncompressed tar cannot expand) and writes it into dst, which is created
-// if needed. Writes go through an os.Root, so even a bug in Validate cannot
+// Extract validates archive (with no size limit beyond its own length,
+// which bounds the bytes it writes: see the format note above) and writes
+// it into dst, which is created if needed. Writes go through an os.Root, so even a bug in Validate cannot
 // write outside dst. File modes are reduced to 0644 or 0755.
 func Extract(archive []byte, dst string) error {
 	entries, err := readArchive(archive, 0)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
@@ -18,7 +19,12 @@ var (
 	ErrVariableMissing = errors.New("missing value for a required variable")
 	ErrVariableUnknown = errors.New("the template declares no such variable")
 	ErrVariableType    = errors.New("value does not fit the variable's type")
+	ErrVariableSize    = errors.New("variable value too long")
 )
+
+// ErrTooManyValues is returned by CheckValues for a request with more than
+// MaxVariableValues values.
+var ErrTooManyValues = fmt.Errorf("too many variable values: at most %d", MaxVariableValues)
 
 // VariableError says what is wrong with the value of one variable.
 type VariableError struct {
@@ -34,12 +40,17 @@ func (e *VariableError) Unwrap() error { return e.Err }
 // CheckValues checks values, in the -var form a build takes (see
 // BuildRequest.Variables), against the variables a template declares:
 // every required variable has a value, every value is for a declared
-// variable, and each value parses as the variable's type. Values of
-// object types (whose optional attributes the stored type string does not
-// record) are only checked to be constants; terraform checks the rest
-// when the build runs. The first problem, by variable name, is returned as
+// variable, and each value parses as the variable's type. There may be at
+// most MaxVariableValues values of at most MaxVariableValueBytes each, and
+// values of non-string variables must be literals (see parseLiteral).
+// Values of object types (whose optional attributes the stored type
+// string does not record) are only checked to be literals; terraform
+// checks the rest when the build runs. The first problem, by variable name, is returned as
 // a *VariableError.
 func CheckValues(decls []Variable, values map[string]string) error {
+	if len(values) > MaxVariableValues {
+		return ErrTooManyValues
+	}
 	byName := make(map[string]Variable, len(decls))
 	for _, d := range decls {
 		byName[d.Name] = d
@@ -62,6 +73,8 @@ func CheckValues(decls []Variable, values map[string]string) error {
 			return &VariableError{Name: name, Reason: "the template declares no such variable", Err: ErrVariableUnknown}
 		case !given && d.Required:
 			return &VariableError{Name: name, Reason: fmt.Sprintf("required (type %s) but no value given", d.Type), Err: ErrVariableMissing}
+		case len(raw) > MaxVariableValueBytes:
+			return &VariableError{Name: name, Reason: fmt.Sprintf("value is %d bytes long, at most %d are allowed", len(raw), MaxVariableValueBytes), Err: ErrVariableSize}
 		case given && !d.literal:
 			if err := checkValue(d, raw); err != nil {
 				return err
@@ -71,18 +84,15 @@ func CheckValues(decls []Variable, values map[string]string) error {
 	return nil
 }
 
-// checkValue parses raw as an HCL constant and converts it to d's type.
+// checkValue parses raw as a literal (see parseLiteral) and converts it to
+// d's type.
 func checkValue(d Variable, raw string) error {
 	bad := func(why string) error {
-		return &VariableError{Name: d.Name, Reason: fmt.Sprintf("value %q is not a valid %s: %s", raw, d.Type, why), Err: ErrVariableType}
+		return &VariableError{Name: d.Name, Reason: fmt.Sprintf("value %s is not a valid %s: %s", quoteShort(raw), d.Type, why), Err: ErrVariableType}
 	}
-	expr, diags := hclsyntax.ParseExpression([]byte(raw), "value", hcl.InitialPos)
-	if diags.HasErrors() {
-		return bad(diags[0].Summary)
-	}
-	val, diags := expr.Value(nil)
-	if diags.HasErrors() {
-		return bad("not a constant")
+	val, err := parseLiteral(raw)
+	if err != nil {
+		return bad(err.Error())
 	}
 	tyExpr, diags := hclsyntax.ParseExpression([]byte(d.Type), "type", hcl.InitialPos)
 	if diags.HasErrors() {
@@ -96,6 +106,15 @@ func checkValue(d Variable, raw string) error {
 		return bad(err.Error())
 	}
 	return nil
+}
+
+// quoteShort quotes s for an error message, cut to its first 64 bytes.
+func quoteShort(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:n]) + fmt.Sprintf("... (%d bytes)", len(s))
 }
 
 // hasObject reports whether ty is or contains an object type.

@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -219,7 +218,8 @@ func marshalValue(val cty.Value) (json.RawMessage, error) {
 }
 
 // varFile turns -var style values (a string per variable, taken literally
-// for string variables and parsed as an HCL constant for others) into the
+// for string variables and parsed as a literal for others, see
+// parseLiteral) into the
 // JSON of a .tfvars.json file. Values for variables the template does not
 // declare are dropped, since a new template version may remove variables;
 // their names are returned.
@@ -239,13 +239,9 @@ func varFile(decls []Variable, values map[string]string) (data []byte, dropped [
 			out[name], _ = json.Marshal(raw)
 			continue
 		}
-		expr, diags := hclsyntax.ParseExpression([]byte(raw), "<value for var."+name+">", hcl.InitialPos)
-		if diags.HasErrors() {
-			return nil, nil, fmt.Errorf("variable %q: value is not a valid %s: %w", name, d.Type, diags)
-		}
-		val, diags := expr.Value(nil)
-		if diags.HasErrors() {
-			return nil, nil, fmt.Errorf("variable %q: value must be a constant: %w", name, diags)
+		val, err := parseLiteral(raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("variable %q: value is not a valid %s: %w", name, d.Type, err)
 		}
 		if out[name], err = marshalValue(val); err != nil {
 			return nil, nil, fmt.Errorf("variable %q: %w", name, err)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/devmesh/devmesh/coordinator/builds"
 	"github.com/devmesh/devmesh/coordinator/client"
@@ -60,9 +61,20 @@ func TestCreateFromTemplate(t *testing.T) {
 			http.StatusBadRequest, client.CodeBadVariable, `variable "size": value "large" is not a valid number`},
 		{"unknown", client.CreateWorkspaceRequest{Name: "a", Template: "base", Variables: map[string]string{"region": "eu", "colour": "red"}},
 			http.StatusBadRequest, client.CodeBadVariable, `variable "colour"`},
+		// Evaluated as HCL, this 217-byte value took 7 s of CPU.
+		{"nested for", client.CreateWorkspaceRequest{Name: "a", Template: "base", Variables: map[string]string{"region": "eu", "size": nestedFor(6)}},
+			http.StatusBadRequest, client.CodeBadVariable, `variable "size": value "[for xf in`},
+		{"function call", client.CreateWorkspaceRequest{Name: "a", Template: "base", Variables: map[string]string{"region": "eu", "size": `parseint("7", 10)`}},
+			http.StatusBadRequest, client.CodeBadVariable, `variable "size": value "parseint(\"7\", 10)" is not a valid number: only literal values`},
+		{"too long", client.CreateWorkspaceRequest{Name: "a", Template: "base", Variables: map[string]string{"region": strings.Repeat("x", provision.MaxVariableValueBytes+1)}},
+			http.StatusBadRequest, client.CodeBadVariable, `variable "region": value is 16385 bytes long`},
 	}
 	for _, tt := range tests {
+		start := time.Now()
 		_, _, err := a.createFromTemplate(ctx, alice, tt.req)
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%s: took %v", tt.name, d)
+		}
 		var ae *apiError
 		if !errors.As(err, &ae) || ae.status != tt.status || ae.code != tt.code || !strings.Contains(ae.message, tt.want) {
 			t.Errorf("%s: %v, want %d %s %q", tt.name, err, tt.status, tt.code, tt.want)
@@ -88,4 +100,14 @@ func TestCreateFromTemplate(t *testing.T) {
 	if _, _, err := a.createFromTemplate(ctx, alice, client.CreateWorkspaceRequest{Name: "x", Template: "base"}); !errors.Is(err, errProvisioningDisabled) {
 		t.Errorf("without provisioning: %v", err)
 	}
+}
+
+// nestedFor is a value of n nested for expressions over a list of ten:
+// 10^n elements if it were evaluated.
+func nestedFor(n int) string {
+	s := "0"
+	for i := range n {
+		s = "[for x" + string(rune('a'+i)) + " in [0,0,0,0,0,0,0,0,0,0] : " + s + "]"
+	}
+	return s
 }
