@@ -28,7 +28,7 @@ import (
 // the archive's length. Hardlinks add names, not bytes; directories and
 // symlinks take a 512-byte header each. Names and symlink targets are at
 // most maxPathBytes long, and resolving symlinks costs time linear in the
-// archive's size (see linkTree).
+// archive's size (see linkTree, in linktree.go).
 
 // Errors returned by Validate, Extract and Pack. Each is wrapped in an
 // *ArchiveError naming the offending entry, so errors.Is works.
