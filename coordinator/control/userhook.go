@@ -1,0 +1,43 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/devmesh/devmesh/coordinator/store"
+)
+
+// ExpireUserNodes logs out every node the user owns (their devices and
+// their workspaces' agents), as a client's own logout does: each key
+// expires now, which the open map streams tell the node (it must log in
+// again) and its peers (they drop it), and DERP stops admitting it.
+// Ephemeral nodes are deleted instead. It returns how many nodes it
+// expired or deleted. The API calls it when an admin disables or deletes
+// the user.
+func (s *Server) ExpireUserNodes(ctx context.Context, userID int64) (int, error) {
+	now := time.Now()
+	done := 0
+	var errs []error
+	for _, n := range s.reg.Nodes(userID) {
+		if n.Ephemeral {
+			if err := s.DeleteNode(ctx, int64(n.ID)); err != nil {
+				errs = append(errs, fmt.Errorf("delete node %d: %w", n.ID, err))
+				continue
+			}
+			done++
+			continue
+		}
+		if n.Expired(now) {
+			continue
+		}
+		if err := s.cfg.Store.SetNodeExpiry(ctx, int64(n.ID), now); err != nil && !errors.Is(err, store.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("expire node %d: %w", n.ID, err))
+			continue
+		}
+		s.reg.Upsert(withKey(n, n.NodeKey, now))
+		done++
+	}
+	return done, errors.Join(errs...)
+}
