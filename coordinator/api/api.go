@@ -66,9 +66,7 @@ type API struct {
 	mux *http.ServeMux
 
 	accessURL string // Options.AccessURL
-	quota     store.Quota
-	// sleep waits out the login backoff (a field so tests can watch it).
-	sleep func(context.Context, time.Duration) error
+	quota     store.Quota // Options.Quotas
 
 	builds *builds.Queue // Options.Builds; nil: provisioning disabled
 }
@@ -98,7 +96,6 @@ func New(o Options) (*API, error) {
 	}
 	a.accessURL = o.AccessURL
 	a.quota = store.Quota{MaxWorkspaces: o.Quotas.MaxWorkspacesPerUser, MaxExternalAgents: o.Quotas.MaxExternalAgentsPerUser}
-	a.sleep = sleep
 	a.builds = o.Builds
 	a.routes()
 	return a, nil

@@ -63,7 +63,7 @@ func (a *API) checkPassword(ctx context.Context, ip, username, pw string) (store
 		// The username failed often from many addresses: slow every
 		// attempt down a little rather than refuse the right password.
 		a.log.Warn("login backoff", "username", username, "ip", ip, "delay", att.delay)
-		if err := a.sleep(ctx, att.delay); err != nil {
+		if err := sleep(ctx, att.delay); err != nil {
 			return store.User{}, err
 		}
 	}
