@@ -65,7 +65,7 @@ type API struct {
 	kdf chan struct{}
 	mux *http.ServeMux
 
-	accessURL string // Options.AccessURL
+	accessURL string      // Options.AccessURL
 	quota     store.Quota // Options.Quotas
 
 	builds *builds.Queue // Options.Builds; nil: provisioning disabled
