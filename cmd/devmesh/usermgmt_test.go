@@ -220,3 +220,17 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestServerQuotaFlags(t *testing.T) {
+	cliEnv(t)
+	_, _, err := runCLI(t, "", "server", "--data-dir", t.TempDir(), "--max-workspaces-per-user", "-1")
+	if err == nil || !strings.Contains(err.Error(), "--max-workspaces-per-user") {
+		t.Fatalf("negative quota: %v", err)
+	}
+	cmd := newServerCmd()
+	for flag, want := range map[string]string{"max-workspaces-per-user": "50", "max-external-agents-per-user": "20"} {
+		if f := cmd.Flags().Lookup(flag); f == nil || f.DefValue != want {
+			t.Errorf("--%s: %+v, want default %s", flag, f, want)
+		}
+	}
+}
