@@ -16,7 +16,14 @@ import (
 // Ephemeral nodes are deleted instead. It returns how many nodes it
 // expired or deleted. The API calls it when an admin disables or deletes
 // the user.
+//
+// Call it after the store marks the user disabled: holding createMu, it
+// waits for a node creation in flight (which passed the store's check
+// before the flag) to reach the registry, and later ones are refused by
+// the store.
 func (s *Server) ExpireUserNodes(ctx context.Context, userID int64) (int, error) {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
 	now := time.Now()
 	done := 0
 	var errs []error
