@@ -9,7 +9,8 @@ import (
 // mountAPI mounts the REST API at /api/v1/ and lets the interactive
 // login page check passwords through it (same KDF and rate limits).
 func (s *Server) mountAPI(mux *http.ServeMux) error {
-	a, err := api.New(api.Options{Store: s.store, Control: s.control, Logger: s.log.With("component", "api"), AccessURL: s.accessURL, Builds: s.builds})
+	a, err := api.New(api.Options{Store: s.store, Control: s.control, Logger: s.log.With("component", "api"), AccessURL: s.accessURL, Builds: s.builds,
+		Quotas: s.cfg.Quotas})
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
 
+	"github.com/devmesh/devmesh/coordinator/api"
 	"github.com/devmesh/devmesh/coordinator/builds"
 	"github.com/devmesh/devmesh/coordinator/control"
 	"github.com/devmesh/devmesh/coordinator/relay"
@@ -67,6 +68,10 @@ type Config struct {
 	// registries instead. By default templates get only devmesh's provider.
 	ProviderMirrors       []string
 	AllowProviderDownload bool
+
+	// Quotas bound the workspaces and external agents each user may own
+	// (zero fields: unlimited; `devmesh server` defaults to 50 and 20).
+	Quotas api.Quotas
 }
 
 // Server is a running coordinator.

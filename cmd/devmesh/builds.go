@@ -78,9 +78,9 @@ func newRestartCmd() *cobra.Command {
 		Use:   "restart WS",
 		Short: "Stop, then start a workspace",
 		Long: `Stop, then start a workspace. The start is queued once the stop has
-succeeded; with --no-wait both are queued at once (and the start runs even
-if the stop fails). After the start it waits for the agents to connect, as
-start does.`,
+succeeded (a workspace has one build queued or running at a time); with
+--no-wait the command returns once the start is queued. After the start it
+waits for the agents to connect, as start does.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, _, err := newAPIClient()
@@ -93,7 +93,7 @@ start does.`,
 			if err != nil {
 				return err
 			}
-			if err := bw.queued(ctx, b, noWait); err != nil {
+			if err := bw.queued(ctx, b, false); err != nil {
 				return err
 			}
 			if b, err = c.CreateBuild(ctx, ws, client.TransitionStart); err != nil {
@@ -105,7 +105,7 @@ start does.`,
 			return waitAgentsReady(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), c, ws, agentTimeout)
 		},
 	}
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "queue the stop and the start and return")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the start is queued (after the stop)")
 	addAgentTimeoutFlag(cmd, &agentTimeout)
 	return cmd
 }

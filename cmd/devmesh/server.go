@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/devmesh/devmesh/coordinator"
+	"github.com/devmesh/devmesh/coordinator/api"
 	"github.com/devmesh/devmesh/coordinator/control"
 )
 
@@ -30,6 +31,8 @@ type serverOptions struct {
 	disableProvisioning   bool
 	providerMirrors       []string
 	allowProviderDownload bool
+
+	maxWorkspaces, maxExternalAgents int
 }
 
 func defaultDataDir() string {
@@ -66,6 +69,8 @@ func newServerCmd() *cobra.Command {
 	f.BoolVar(&o.disableProvisioning, "disable-provisioning", false, "run no terraform: no templates or template workspaces (for a coordinator without terraform)")
 	f.StringArrayVar(&o.providerMirrors, "provider-mirror", nil, "directory made by `terraform providers mirror` with providers templates may use (repeatable)")
 	f.BoolVar(&o.allowProviderDownload, "allow-provider-download", false, "let terraform download providers other than devmesh's from their registries")
+	f.IntVar(&o.maxWorkspaces, "max-workspaces-per-user", 50, "most workspaces one user (admins too) may own (0: unlimited)")
+	f.IntVar(&o.maxExternalAgents, "max-external-agents-per-user", 20, "most external (bring-your-own-machine) workspace agents one user may own (0: unlimited)")
 	return cmd
 }
 
@@ -73,6 +78,9 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
+	}
+	if o.maxWorkspaces < 0 || o.maxExternalAgents < 0 {
+		return fmt.Errorf("--max-workspaces-per-user and --max-external-agents-per-user: want 0 (unlimited) or more")
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
@@ -99,6 +107,8 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 		DisableProvisioning:   o.disableProvisioning,
 		ProviderMirrors:       o.providerMirrors,
 		AllowProviderDownload: o.allowProviderDownload,
+
+		Quotas: api.Quotas{MaxWorkspacesPerUser: o.maxWorkspaces, MaxExternalAgentsPerUser: o.maxExternalAgents},
 	})
 	if err != nil {
 		return err

@@ -13,7 +13,8 @@ func newUsersCmd() *cobra.Command {
 		Use:   "users",
 		Short: "Manage accounts (admins)",
 	}
-	cmd.AddCommand(newUsersCreateCmd(), newUsersListCmd())
+	cmd.AddCommand(newUsersCreateCmd(), newUsersListCmd(), newUsersDisableCmd(), newUsersEnableCmd(),
+		newUsersDeleteCmd(), newUsersRevokeSessionsCmd())
 	return cmd
 }
 
@@ -62,10 +63,10 @@ or read from stdin with --password-stdin.`,
 func newUsersListCmd() *cobra.Command {
 	return newListSubcmd(listSpec[client.User]{
 		short:  "List accounts",
-		header: "ID\tUSERNAME\tROLE\tCREATED",
+		header: "ID\tUSERNAME\tROLE\tSTATUS\tCREATED",
 		fetch:  (*client.Client).ListUsers,
 		row: func(u client.User) string {
-			return fmt.Sprintf("%d\t%s\t%s\t%s", u.ID, u.Username, u.Role, formatTime(u.CreatedAt))
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s", u.ID, u.Username, u.Role, u.Status, formatTime(u.CreatedAt))
 		},
 	})
 }

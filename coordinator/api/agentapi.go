@@ -96,6 +96,12 @@ func (a *API) authenticateAgent(r *http.Request) (agentCaller, error) {
 	if err != nil {
 		return agentCaller{}, fmt.Errorf("look up agent's workspace: %w", err)
 	}
+	if owner, err := a.store.UserByID(ctx, ws.OwnerID); err != nil {
+		return agentCaller{}, fmt.Errorf("look up workspace owner: %w", err)
+	} else if owner.Disabled() {
+		return agentCaller{}, newError(http.StatusUnauthorized, client.CodeAccountDisabled,
+			"the workspace owner's account (%s) is disabled; an admin can enable it", owner.Username)
+	}
 	return agentCaller{agent: ag, workspace: ws}, nil
 }
 

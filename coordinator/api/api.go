@@ -24,6 +24,8 @@ type Control interface {
 	SetUser(store.User)
 	// DeleteNode removes a node from the store and the tailnet.
 	DeleteNode(ctx context.Context, id int64) error
+	// ExpireUserNodes logs out all of a user's nodes (disable, delete).
+	ExpireUserNodes(ctx context.Context, userID int64) (int, error)
 	// Registry is the live tailnet state (nodes, online status).
 	Registry() *control.Registry
 	// NodeName returns a node's MagicDNS name.
@@ -44,6 +46,8 @@ type Options struct {
 	// AccessURL is the coordinator's external URL, given to agents in
 	// their manifest (default: the scheme and host agents called).
 	AccessURL string
+	// Quotas bound what each user may own (zero fields: unlimited).
+	Quotas Quotas
 	// Builds runs template validation and workspace builds; nil when the
 	// coordinator runs no terraform (those endpoints then answer 503).
 	Builds *builds.Queue
@@ -61,7 +65,8 @@ type API struct {
 	kdf chan struct{}
 	mux *http.ServeMux
 
-	accessURL string // Options.AccessURL
+	accessURL string      // Options.AccessURL
+	quota     store.Quota // Options.Quotas
 
 	builds *builds.Queue // Options.Builds; nil: provisioning disabled
 }
@@ -73,6 +78,9 @@ func New(o Options) (*API, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Quotas.MaxWorkspacesPerUser < 0 || o.Quotas.MaxExternalAgentsPerUser < 0 {
+		return nil, errors.New("api: quotas must be 0 (unlimited) or more")
 	}
 	if o.SessionLifetime <= 0 {
 		o.SessionLifetime = 30 * 24 * time.Hour
@@ -87,6 +95,7 @@ func New(o Options) (*API, error) {
 		mux:     http.NewServeMux(),
 	}
 	a.accessURL = o.AccessURL
+	a.quota = store.Quota{MaxWorkspaces: o.Quotas.MaxWorkspacesPerUser, MaxExternalAgents: o.Quotas.MaxExternalAgentsPerUser}
 	a.builds = o.Builds
 	a.routes()
 	return a, nil
@@ -101,6 +110,7 @@ func (a *API) routes() {
 	m.Handle("GET /api/v1/users/me", a.authed(a.handleMe))
 	m.Handle("GET /api/v1/users", a.admin(a.handleListUsers))
 	m.Handle("POST /api/v1/users", a.admin(a.handleCreateUser))
+	a.accountRoutes()
 	m.Handle("GET /api/v1/tokens", a.authed(a.handleListTokens))
 	m.Handle("POST /api/v1/tokens", a.authed(a.handleCreateToken))
 	m.Handle("DELETE /api/v1/tokens/{name}", a.authed(a.handleDeleteToken))

@@ -86,6 +86,10 @@ func (a *API) authenticate(r *http.Request) (caller, error) {
 	if err != nil {
 		return caller{}, fmt.Errorf("look up token owner: %w", err)
 	}
+	if u.Disabled() {
+		// The holder has a valid token, so saying why is safe.
+		return caller{}, errAccountDisabled(u.Username)
+	}
 	if now.Sub(tok.LastUsedAt) >= touchEvery {
 		if err := a.store.TouchToken(ctx, tok.ID, now); err != nil {
 			a.log.Warn("record token use", "token_id", tok.ID, "err", err)

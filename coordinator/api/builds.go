@@ -71,8 +71,11 @@ func (a *API) createFromTemplate(ctx context.Context, owner store.User, req clie
 	if err != nil {
 		return store.Workspace{}, store.Build{}, fmt.Errorf("encode variables: %w", err)
 	}
-	ws, err := a.store.CreateWorkspace(ctx, store.Workspace{UUID: uuid.NewString(), OwnerID: owner.ID, Name: req.Name,
-		TemplateID: t.ID, TemplateVersionID: v.ID, Variables: string(varsJSON)})
+	ws, err := a.store.CreateWorkspaceWithin(ctx, store.Workspace{UUID: uuid.NewString(), OwnerID: owner.ID, Name: req.Name,
+		TemplateID: t.ID, TemplateVersionID: v.ID, Variables: string(varsJSON)}, a.quota)
+	if qerr := quotaError(err); qerr != nil {
+		return store.Workspace{}, store.Build{}, qerr
+	}
 	if errors.Is(err, store.ErrConflict) {
 		return store.Workspace{}, store.Build{}, newError(http.StatusConflict, client.CodeConflict, "you already have a workspace called %q", req.Name)
 	}
@@ -97,7 +100,10 @@ func (a *API) startBuild(ctx context.Context, initiator store.User, ws store.Wor
 		return store.Build{}, errProvisioningDisabled
 	}
 	b, err := a.builds.Enqueue(ctx, builds.Request{Workspace: ws, Transition: provision.Transition(transition), InitiatorID: initiator.ID})
+	var busy *store.BuildInProgressError
 	switch {
+	case errors.As(err, &busy):
+		return b, errBuildInProgress(ws.Name, busy.Build)
 	case errors.Is(err, provision.ErrBadTransition):
 		return b, badRequest("invalid transition %q: want start, stop or delete", transition)
 	case errors.Is(err, builds.ErrExternalWorkspace):
@@ -109,6 +115,18 @@ func (a *API) startBuild(ctx context.Context, initiator store.User, ws store.Wor
 	}
 	a.log.Info("queued build", "username", initiator.Username, "workspace", ws.Name, "number", b.Number, "transition", transition)
 	return b, nil
+}
+
+// errBuildInProgress refuses a start or stop while another is queued or
+// running: one at a time per workspace, so no one can fill the queue.
+func errBuildInProgress(ws string, b store.Build) *apiError {
+	if b.ID == 0 {
+		return newError(http.StatusConflict, client.CodeBuildInProgress,
+			"workspace %q already has a build queued or running; wait for it, or cancel it with `devmesh cancel %s`", ws, ws)
+	}
+	return newError(http.StatusConflict, client.CodeBuildInProgress,
+		"workspace %q already has build #%d (%s) %s; one build at a time: wait for it (`devmesh builds %s --follow %d`) or cancel it (`devmesh cancel %s --build %d`)",
+		ws, b.Number, b.Transition, b.Status, ws, b.Number, ws, b.Number)
 }
 
 // ownWorkspace returns the caller's workspace named in the path; another

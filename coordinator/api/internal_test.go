@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -86,5 +87,39 @@ func TestClientIP(t *testing.T) {
 		if got := clientIP(r); got != want {
 			t.Errorf("clientIP(%q) = %q, want %q", remote, got, want)
 		}
+	}
+}
+
+func TestLoginBackoffSteps(t *testing.T) {
+	l := newLoginLimiter(LoginLimits{UserBurst: 2, UserDelay: 100 * time.Millisecond, UserMaxDelay: time.Second})
+	for lacking, want := range map[float64]time.Duration{
+		0: 0, 0.5: 100 * time.Millisecond, 1: 100 * time.Millisecond, 2: 200 * time.Millisecond,
+		3: 400 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, maxUserDebt: time.Second,
+	} {
+		if got := l.backoff(lacking); got != want {
+			t.Errorf("backoff(%v) = %v, want %v", lacking, got, want)
+		}
+	}
+	// The username's bucket is overdrawn, never refusing, down to
+	// -maxUserDebt; it then refills as usual.
+	t0 := time.Unix(1_700_000_000, 0)
+	l.now = func() time.Time { return t0 }
+	var last attempt
+	for i := range 50 {
+		att, _, ok := l.begin("192.0.2."+strconv.Itoa(i), "bob")
+		if !ok {
+			t.Fatalf("attempt %d from a fresh address refused", i)
+		}
+		last = att
+	}
+	if last.delay != time.Second {
+		t.Fatalf("delay after 50 failures = %v, want the cap", last.delay)
+	}
+	if tokens := l.byUser.m["bob"].tokens; tokens != -maxUserDebt {
+		t.Fatalf("bucket at %v, want -%d", tokens, maxUserDebt)
+	}
+	l.now = func() time.Time { return t0.Add(time.Duration(maxUserDebt+2) * 10 * time.Second) }
+	if att, _, _ := l.begin("198.51.100.1", "bob"); att.delay != 0 {
+		t.Fatalf("delay after the attack ended = %v, want 0", att.delay)
 	}
 }

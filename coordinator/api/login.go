@@ -29,6 +29,10 @@ func (e *RateLimitError) Error() string {
 	return fmt.Sprintf("too many login attempts; try again in %d seconds", secs)
 }
 
+// ErrAccountDisabled is CheckPassword's answer for the right password of
+// a disabled account (a wrong one gets ErrInvalidCredentials as usual).
+var ErrAccountDisabled = errors.New("this account is disabled; ask an admin to enable it")
+
 // errLoginUnavailable hides internal failures from the login page.
 var errLoginUnavailable = errors.New("login failed because of a server error; see the coordinator's log")
 
@@ -40,7 +44,7 @@ func (a *API) CheckPassword(ctx context.Context, r *http.Request, username, pw s
 	u, err := a.checkPassword(ctx, clientIP(r), username, pw)
 	var rl *RateLimitError
 	switch {
-	case err == nil, errors.Is(err, ErrInvalidCredentials), errors.As(err, &rl):
+	case err == nil, errors.Is(err, ErrInvalidCredentials), errors.Is(err, ErrAccountDisabled), errors.As(err, &rl):
 		return u, err
 	}
 	a.log.Error("check password", "err", err)
@@ -54,6 +58,14 @@ func (a *API) checkPassword(ctx context.Context, ip, username, pw string) (store
 	if !ok {
 		a.log.Warn("login rate limited", "username", username, "ip", ip, "retry_after", wait)
 		return store.User{}, &RateLimitError{RetryAfter: wait}
+	}
+	if att.delay > 0 {
+		// The username failed often from many addresses: slow every
+		// attempt down a little rather than refuse the right password.
+		a.log.Warn("login backoff", "username", username, "ip", ip, "delay", att.delay)
+		if err := sleep(ctx, att.delay); err != nil {
+			return store.User{}, err
+		}
 	}
 	u, err := a.store.UserByName(ctx, username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -78,7 +90,23 @@ func (a *API) checkPassword(ctx context.Context, ip, username, pw string) (store
 		return store.User{}, ErrInvalidCredentials
 	}
 	att.succeeded()
+	if u.Disabled() {
+		a.log.Info("login refused: account disabled", "username", username, "ip", ip)
+		return store.User{}, ErrAccountDisabled
+	}
 	return u, nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // acquireKDF waits for a password-hashing slot.
@@ -170,6 +198,8 @@ func (a *API) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		return newError(http.StatusUnauthorized, client.CodeInvalidCredentials, "%s", err.Error())
 	case errors.As(err, &rl):
 		return rateLimited(rl.RetryAfter)
+	case errors.Is(err, ErrAccountDisabled):
+		return newError(http.StatusForbidden, client.CodeAccountDisabled, "account %q is disabled; ask an admin to enable it", strings.ToLower(strings.TrimSpace(req.Username)))
 	case err != nil:
 		return err
 	}

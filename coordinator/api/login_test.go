@@ -195,7 +195,13 @@ func TestCheckPassword(t *testing.T) {
 	if !errors.As(err, &rl) || rl.RetryAfter <= 0 {
 		t.Fatalf("after 5 failures: %v, want *RateLimitError", err)
 	}
-	// The API login shares the limits.
+	// The API login shares the limits: failures on the login page from
+	// the API client's address refuse its API login.
+	local := httptest.NewRequest("POST", "/login/node/x", nil)
+	local.RemoteAddr = "127.0.0.1:4567"
+	for range 5 {
+		srv.API.CheckPassword(ctx, local, "alice", "nope-nope")
+	}
 	_, err = srv.Client(t, "").Login(ctx, client.LoginRequest{Username: "alice", Password: adminPW})
 	wantAPIError(t, err, http.StatusTooManyRequests, client.CodeRateLimited)
 }

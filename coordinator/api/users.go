@@ -10,7 +10,11 @@ import (
 )
 
 func userJSON(u store.User) client.User {
-	return client.User{ID: u.ID, Username: u.Username, Role: u.Role, CreatedAt: u.CreatedAt}
+	out := client.User{ID: u.ID, Username: u.Username, Role: u.Role, CreatedAt: u.CreatedAt, Status: client.UserActive}
+	if u.Disabled() {
+		out.Status, out.DisabledAt = client.UserDisabled, u.DisabledAt
+	}
+	return out
 }
 
 func (a *API) handleCreateUser(w http.ResponseWriter, r *http.Request, c caller) error {

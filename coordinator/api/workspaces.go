@@ -93,7 +93,10 @@ func (a *API) createTemplateWorkspace(w http.ResponseWriter, r *http.Request, c 
 // createExternalWorkspace creates a workspace with one agent and returns
 // it with the agent's token, the only time the token is seen.
 func (a *API) createExternalWorkspace(ctx context.Context, owner store.User, name string) (client.CreatedWorkspace, error) {
-	ws, err := a.store.CreateWorkspace(ctx, store.Workspace{UUID: uuid.NewString(), OwnerID: owner.ID, Name: name})
+	ws, err := a.store.CreateWorkspaceWithin(ctx, store.Workspace{UUID: uuid.NewString(), OwnerID: owner.ID, Name: name}, a.quota)
+	if qerr := quotaError(err); qerr != nil {
+		return client.CreatedWorkspace{}, qerr
+	}
 	if errors.Is(err, store.ErrConflict) {
 		return client.CreatedWorkspace{}, newError(http.StatusConflict, client.CodeConflict, "you already have a workspace called %q", name)
 	}

@@ -185,17 +185,26 @@ resource "terraform_data" "slow" {
 }
 `
 
-// TestConcurrentBuilds: builds of different workspaces run in parallel,
-// builds of one workspace one after another, in order.
+// TestConcurrentBuilds: builds of different workspaces run in parallel;
+// a workspace has one start or stop queued or running at a time, so its
+// builds run one after another, in order.
 func TestConcurrentBuilds(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	v := e.pushFiles("slow", map[string]string{"main.tf": slowTemplate})
 	a, b := e.workspace("a", v, nil), e.workspace("b", v, nil)
-	a1, a2 := e.enqueue(a, provision.TransitionStart), e.enqueue(a, provision.TransitionStart)
-	b1, b2 := e.enqueue(b, provision.TransitionStart), e.enqueue(b, provision.TransitionStart)
+	a1, b1 := e.enqueue(a, provision.TransitionStart), e.enqueue(b, provision.TransitionStart)
+	var busy *store.BuildInProgressError
+	if _, err := e.q.Enqueue(context.Background(), Request{Workspace: a, Transition: provision.TransitionStart}); !errors.As(err, &busy) {
+		t.Fatalf("second start of a while one is queued: %v", err)
+	}
 	done := map[string]store.Build{}
-	for name, bld := range map[string]store.Build{"a1": a1, "a2": a2, "b1": b1, "b2": b2} {
+	for name, bld := range map[string]store.Build{"a1": a1, "b1": b1} {
+		done[name] = e.wait(bld)
+		e.mustSucceed(done[name])
+	}
+	a2, b2 := e.enqueue(a, provision.TransitionStart), e.enqueue(b, provision.TransitionStart)
+	for name, bld := range map[string]store.Build{"a2": a2, "b2": b2} {
 		done[name] = e.wait(bld)
 		e.mustSucceed(done[name])
 	}
@@ -229,7 +238,7 @@ resource "terraform_data" "sleepy" {
 `})
 	ws := e.workspace("dev", v, nil)
 	running := e.enqueue(ws, provision.TransitionStart)
-	queued := e.enqueue(ws, provision.TransitionStart)
+	queued := e.enqueue(ws, provision.TransitionDelete) // the one build that may queue behind a start
 	e.waitFor(running, "to sleep", func(b store.Build) bool {
 		return b.Status == store.BuildRunning && strings.Contains(e.logText(b), "terraform_data.sleepy: Creating...")
 	})

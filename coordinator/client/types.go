@@ -26,6 +26,9 @@ type User struct {
 	Username  string    `json:"username"`
 	Role      string    `json:"role"`
 	CreatedAt time.Time `json:"created_at"`
+	// Status is UserActive or UserDisabled; DisabledAt says since when.
+	Status     string    `json:"status"`
+	DisabledAt time.Time `json:"disabled_at,omitzero"`
 }
 
 // LoginRequest carries credentials for Login and CreateFirstUser.

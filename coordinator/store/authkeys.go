@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -13,6 +14,9 @@ var (
 	ErrAuthKeyExpired = errors.New("auth key expired")
 	ErrAuthKeyUsed    = errors.New("auth key already used")
 	ErrAuthKeyRevoked = errors.New("auth key revoked")
+	// ErrAuthKeyOwnerDisabled is a revoked key in effect: its owner's
+	// account is disabled. It wraps ErrAuthKeyRevoked.
+	ErrAuthKeyOwnerDisabled = fmt.Errorf("%w: its owner's account is disabled", ErrAuthKeyRevoked)
 )
 
 // AuthKey is a tailnet pre-auth key's metadata. The secret is never
@@ -70,6 +74,22 @@ func (s *Store) RevokeAuthKey(ctx context.Context, userID, id int64) error {
 	return affectedOne(res, err)
 }
 
+// usableAuthKey returns why k cannot be used now, or nil: checkAuthKey's
+// reasons, or that its owner is disabled.
+func usableAuthKey(ctx context.Context, q rowQuerier, k AuthKey, now time.Time) error {
+	if err := checkAuthKey(k, now); err != nil {
+		return err
+	}
+	disabled, err := userDisabled(ctx, q, k.UserID)
+	if err != nil {
+		return err
+	}
+	if disabled {
+		return ErrAuthKeyOwnerDisabled
+	}
+	return nil
+}
+
 // checkAuthKey returns why k cannot be used now, or nil.
 func checkAuthKey(k AuthKey, now time.Time) error {
 	switch {
@@ -100,7 +120,7 @@ func (s *Store) CheckAuthKey(ctx context.Context, hash string) (AuthKey, error) 
 	if err != nil {
 		return AuthKey{}, err
 	}
-	return k, checkAuthKey(k, time.Now())
+	return k, usableAuthKey(ctx, s.db, k, time.Now())
 }
 
 // ConsumeAuthKey validates the key and marks it used, atomically.
@@ -116,7 +136,7 @@ func (s *Store) ConsumeAuthKey(ctx context.Context, hash string) (AuthKey, error
 			return err
 		}
 		now := time.Now()
-		if err := checkAuthKey(k, now); err != nil {
+		if err := usableAuthKey(ctx, tx, k, now); err != nil {
 			return err
 		}
 		k.UsedAt = now

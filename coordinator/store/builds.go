@@ -71,9 +71,24 @@ func scanBuild(row rowScanner) (Build, error) {
 	return b, err
 }
 
+// BuildInProgressError is EnqueueBuild's refusal of a start or stop while
+// the workspace has one pending or active: one at a time per workspace.
+type BuildInProgressError struct {
+	Build Build // the build in the way (zero if a concurrent insert won)
+}
+
+func (e *BuildInProgressError) Error() string {
+	if e.Build.ID == 0 {
+		return "the workspace already has a build queued or running"
+	}
+	return fmt.Sprintf("the workspace already has build #%d (%s) %s", e.Build.Number, e.Build.Transition, e.Build.Status)
+}
+
 // EnqueueBuild adds a pending build for b.WorkspaceID with the next build
 // number. It fails with ErrConflict while a delete of the workspace is
-// pending or active: nothing can follow it.
+// pending or active: nothing can follow it; and with a
+// *BuildInProgressError for a start or stop while another start or stop
+// is pending or active (a delete may queue behind one).
 func (s *Store) EnqueueBuild(ctx context.Context, b Build) (Build, error) {
 	var id int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -86,6 +101,17 @@ func (s *Store) EnqueueBuild(ctx context.Context, b Build) (Build, error) {
 		if deleting > 0 {
 			return fmt.Errorf("the workspace is being deleted: %w", ErrConflict)
 		}
+		if b.Transition != "delete" {
+			cur, err := scanBuild(tx.QueryRowContext(ctx, `SELECT `+buildCols+buildFrom+` WHERE b.workspace_id = ?
+				AND b.transition <> 'delete' AND b.status IN (?, ?, ?) ORDER BY b.id LIMIT 1`,
+				b.WorkspaceID, BuildPending, BuildRunning, BuildCanceling))
+			if err == nil {
+				return &BuildInProgressError{Build: cur}
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
 		var next int
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(number), 0) + 1 FROM builds WHERE workspace_id = ?`, b.WorkspaceID).Scan(&next); err != nil {
 			return err
@@ -95,6 +121,9 @@ func (s *Store) EnqueueBuild(ctx context.Context, b Build) (Build, error) {
 			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			b.WorkspaceID, next, b.Transition, nullID(b.TemplateVersionID), BuildPending, nullID(b.InitiatorID), nowMillis()).Scan(&id)
 	})
+	if isUniqueViolation(err) {
+		return Build{}, &BuildInProgressError{} // builds_one_queued: a concurrent insert won
+	}
 	if err != nil {
 		return Build{}, err
 	}

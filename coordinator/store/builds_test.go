@@ -52,7 +52,12 @@ func TestEnqueueAndClaim(t *testing.T) {
 	if a1.Number != 1 || a1.Status != BuildPending || a1.TemplateVersion != 1 || a1.InitiatorName != "alice" || a1.WorkspaceName != "ws0" {
 		t.Fatalf("enqueued: %+v", a1)
 	}
-	a2 := enqueue(t, s, ws[0], "stop")
+	// One start or stop at a time per workspace; a delete may queue.
+	var busy *BuildInProgressError
+	if _, err := s.EnqueueBuild(ctx, Build{WorkspaceID: ws[0].ID, Transition: "stop"}); !errors.As(err, &busy) || busy.Build.ID != a1.ID {
+		t.Fatalf("stop while a start is pending: %v, want BuildInProgressError naming build 1", err)
+	}
+	a2 := enqueue(t, s, ws[0], "delete")
 	b1 := enqueue(t, s, ws[1], "start")
 	if a2.Number != 2 || b1.Number != 1 {
 		t.Fatalf("numbers: %d %d", a2.Number, b1.Number)
@@ -109,10 +114,10 @@ func TestClaimConcurrent(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t)
 	_, _, ws := buildFixture(t, s, 5)
-	const perWS = 4
-	for i := 0; i < perWS; i++ {
+	const perWS = 2 // a start, and a delete queued behind it
+	for _, tr := range []string{"start", "delete"} {
 		for _, w := range ws {
-			enqueue(t, s, w, "start")
+			enqueue(t, s, w, tr)
 		}
 	}
 	var mu sync.Mutex

@@ -73,7 +73,7 @@ func (s *Store) CreateNode(ctx context.Context, n Node, authKeyHash string, allo
 			if err != nil {
 				return err
 			}
-			if err := checkAuthKey(ak, now); err != nil {
+			if err := usableAuthKey(ctx, tx, ak, now); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE auth_keys SET used_at = ? WHERE id = ?`, toMillis(now), ak.ID); err != nil {
@@ -81,6 +81,13 @@ func (s *Store) CreateNode(ctx context.Context, n Node, authKeyHash string, allo
 			}
 			n.UserID, n.AgentID = ak.UserID, ak.AgentID
 			n.Ephemeral = n.Ephemeral || ak.Ephemeral
+		}
+		// Whatever the path (auth key or interactive login), a disabled
+		// user gets no new node: this closes the race with disabling.
+		if disabled, err := userDisabled(ctx, tx, n.UserID); err != nil {
+			return err
+		} else if disabled {
+			return fmt.Errorf("node owner %d: %w", n.UserID, ErrUserDisabled)
 		}
 		var err error
 		out, err = insertNode(ctx, tx, n, alloc)

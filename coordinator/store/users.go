@@ -21,21 +21,26 @@ type User struct {
 	PasswordHash string
 	Role         string
 	CreatedAt    time.Time
+	// DisabledAt is when an admin disabled the account (zero: enabled).
+	DisabledAt time.Time
 }
 
 // IsAdmin reports whether u has the admin role.
 func (u User) IsAdmin() bool { return u.Role == RoleAdmin }
 
-const userCols = `id, username, password_hash, role, created_at`
+// Disabled reports whether the account is disabled.
+func (u User) Disabled() bool { return !u.DisabledAt.IsZero() }
+
+const userCols = `id, username, password_hash, role, created_at, disabled_at`
 
 func scanUser(row rowScanner) (User, error) {
 	var u User
-	var created int64
-	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &created)
+	var created, disabled int64
+	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &created, &disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound
 	}
-	u.CreatedAt = fromMillis(created)
+	u.CreatedAt, u.DisabledAt = fromMillis(created), fromMillis(disabled)
 	return u, err
 }
 
