@@ -148,6 +148,16 @@ func (lan *LAN) BlockUDP(block bool) {
 	}
 }
 
+// BlockUDPOut drops (or, with block false, lets through again) UDP from
+// the LAN to the internet only: replies to the LAN still arrive, but
+// nothing the LAN's hosts send gets out, a one-way black hole.
+func (lan *LAN) BlockUDPOut(block bool) {
+	lan.Router.Exec("iptables", "-F", "nl-block")
+	if block {
+		lan.Router.Exec("iptables", "-A", "nl-block", "-i", "br0", "-p", "udp", "-j", "DROP")
+	}
+}
+
 // FlushConntrack forgets every connection the router tracks, so the next
 // packets get fresh NAT mappings.
 func (lan *LAN) FlushConntrack() {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -41,11 +42,17 @@ func PrintTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "topology\tpath\ttime to direct\t16 MiB over ssh\tnote")
 	for _, r := range rows {
-		direct := "relayed"
-		if r.Path == "direct" {
+		direct, mbps := "-", "-"
+		switch {
+		case r.Path == "direct":
 			direct = r.ToDirect.Round(10 * time.Millisecond).String()
+		case strings.HasPrefix(r.Path, "relayed"):
+			direct = "relayed"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f Mbit/s\t%s\n", r.Topology, r.Path, direct, r.Mbps, r.Note)
+		if r.Mbps > 0 {
+			mbps = fmt.Sprintf("%.0f Mbit/s", r.Mbps)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Topology, r.Path, direct, mbps, r.Note)
 	}
 	tw.Flush()
 }
