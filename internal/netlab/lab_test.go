@@ -3,7 +3,6 @@ package netlab_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -102,30 +101,10 @@ func (w *world) sshEcho(t *testing.T) {
 // and returns the throughput from first to last byte in Mbit/s.
 func (w *world) transfer(t *testing.T) float64 {
 	t.Helper()
-	const size = 16 << 20
-	cmd := w.cli.Command(t.Context(), "ssh", "ws", "--", "head", "-c", fmt.Sprint(size), "/dev/zero")
-	var errOut strings.Builder
-	cmd.Stderr = &errOut
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	timer := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
-	defer timer.Stop()
-	var first [1]byte
-	n, _ := io.ReadFull(stdout, first[:])
-	start := time.Now()
-	rest, _ := io.Copy(io.Discard, stdout)
-	elapsed := time.Since(start)
-	err = cmd.Wait()
-	if total := int64(n) + rest; err != nil || total != size {
-		t.Fatalf("16 MiB over devmesh ssh: got %d bytes, %v\n%s", total, err, errOut.String())
-	}
-	return float64(size*8) / elapsed.Seconds() / 1e6
+	return transferCmd(t, w.cli.Command(t.Context(), "ssh", "ws", "--", "head", "-c", fmt.Sprint(16<<20), "/dev/zero"))
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
 
 func pathOf(r pingResult) string {
 	if r.Summary.Direct {
