@@ -76,6 +76,10 @@ type CoordinatorOptions struct {
 	AccessURL string
 	// ExtraArgs are appended to the server's flags.
 	ExtraArgs []string
+	// TLS serves with a certificate for the host's address from a CA of
+	// the lab's own, trusted by every process the lab starts
+	// (SSL_CERT_FILE); the access URL is then https://ADDR:8080.
+	TLS bool
 }
 
 // StartCoordinator runs `devmesh server` on h, listening on its address
@@ -85,12 +89,21 @@ func StartCoordinator(t testing.TB, h *Host, o CoordinatorOptions) *Coordinator 
 	t.Helper()
 	dir := t.TempDir()
 	c := &Coordinator{Host: h, dir: dir, URL: o.AccessURL}
-	if c.URL == "" {
-		c.URL = fmt.Sprintf("http://%s:8080", h.Addr)
+	scheme := "http"
+	if o.TLS {
+		scheme = "https"
 	}
-	c.args = append([]string{"server", "--data-dir", filepath.Join(dir, "data"),
+	if c.URL == "" {
+		c.URL = fmt.Sprintf("%s://%s:8080", scheme, h.Addr)
+	}
+	c.args = []string{"server", "--data-dir", filepath.Join(dir, "data"),
 		"--listen", h.Addr.String() + ":8080", "--access-url", c.URL,
-		"--stun-listen", h.Addr.String() + ":3478", "--disable-provisioning"}, o.ExtraArgs...)
+		"--stun-listen", h.Addr.String() + ":3478", "--disable-provisioning"}
+	if o.TLS {
+		cert, key := h.lab.certFor(h.Addr)
+		c.args = append(c.args, "--tls-cert", cert, "--tls-key", key)
+	}
+	c.args = append(c.args, o.ExtraArgs...)
 	c.Start(t)
 	return c
 }
@@ -120,7 +133,7 @@ func NewCLI(t testing.TB, h *Host) *CLI {
 // Command returns the command for `devmesh args...` on the CLI's host.
 func (c *CLI) Command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := c.Host.Command(ctx, Binary(c.t), args...)
-	cmd.Env = append(os.Environ(), "DEVMESH_CONFIG_DIR="+c.Dir)
+	cmd.Env = append(cmd.Env, "DEVMESH_CONFIG_DIR="+c.Dir)
 	return cmd
 }
 

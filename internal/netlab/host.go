@@ -25,7 +25,9 @@ type Host struct {
 // Command returns cmd to run name in the host's namespace (through `ip
 // netns exec`, which execs it: the process's pid is name's own).
 func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	cmd.Env = append(os.Environ(), h.lab.Env()...)
+	return cmd
 }
 
 // Exec runs name in the namespace and returns its combined output,
@@ -71,7 +73,7 @@ func (h *Host) Start(dir, logName string, env []string, name string, args ...str
 	}
 	defer f.Close()
 	cmd := h.Command(context.Background(), name, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("netlab: start %s in %s: %v", name, h.NS, err)

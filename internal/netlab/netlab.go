@@ -42,6 +42,8 @@ type Lab struct {
 
 	mu    sync.Mutex // guards the fields below
 	nss   []string   // namespaces to delete, in creation order
+	env   []string   // added to every process's environment
+	ca    *labCA     // made by the first certFor
 	nhost int        // public hosts made so far
 	nlan  int        // LANs made so far
 }
@@ -71,6 +73,14 @@ func New(t testing.TB) *Lab {
 	l.ns(l.inet, "link", "add", "br0", "type", "bridge")
 	l.ns(l.inet, "link", "set", "br0", "up")
 	return l
+}
+
+// Env returns the environment variables the lab adds to every process
+// it runs (SSL_CERT_FILE once a TLS coordinator exists).
+func (l *Lab) Env() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.env...)
 }
 
 // Internet is the name of the namespace that holds the internet bridge
