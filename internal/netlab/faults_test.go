@@ -202,3 +202,29 @@ func TestFaultCoordinatorDown(t *testing.T) {
 		"open session: longest gap %s; new ssh while down failed in %s; ssh --wait after restart took %s",
 		worst.Round(10*time.Millisecond), downTook.Round(10*time.Millisecond), recovered.Round(10*time.Millisecond))})
 }
+
+// TestFaultAgentRestart restarts the agent inside its namespace: it keeps
+// its tailnet address, and a client reaches it again, directly.
+func TestFaultAgentRestart(t *testing.T) {
+	netlab.Skip(t)
+	t.Parallel()
+	w, _ := newWorld(t, behind(netlab.EasyNAT, netlab.EasyNAT), netlab.CoordinatorOptions{})
+	before := w.agentAddr(t)
+	w.agent.Proc.Stop()
+	w.agent.Start(t)
+	start := time.Now()
+	out, errOut, err := w.cli.Run(90*time.Second, nil, "ssh", "--wait", "ws", "--", "echo", "netlab-ok")
+	back := time.Since(start)
+	if err != nil || strings.TrimSpace(out) != "netlab-ok" {
+		t.Fatalf("devmesh ssh after the agent restarted: %v\n%s%s", err, out, errOut)
+	}
+	if after := w.agentAddr(t); after != before {
+		t.Errorf("the agent's address changed across a restart: %s, then %s", before, after)
+	}
+	r := w.ping(t)
+	if !r.Summary.Direct {
+		t.Errorf("path after the agent restarted: %s, want direct", pathOf(r))
+	}
+	netlab.Record(netlab.Row{Topology: "fault: agent restart", Path: pathOf(r), ToDirect: r.Summary.DirectAfter,
+		Note: fmt.Sprintf("same address %s; ssh --wait back after %s", before, back.Round(10*time.Millisecond))})
+}
