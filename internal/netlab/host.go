@@ -50,6 +50,10 @@ func (h *Host) Try(name string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// EnvLogDir names a directory where a failed test's process logs are
+// copied whole.
+const EnvLogDir = "NETLAB_LOGDIR"
+
 // Proc is a background process in a namespace, its output in a log
 // file. The lab kills it when the test ends.
 type Proc struct {
@@ -87,6 +91,10 @@ func (h *Host) Start(dir, logName string, env []string, name string, args ...str
 		p.Kill()
 		if t.Failed() {
 			t.Logf("netlab: log of %s in %s:\n%s", logName, h.NS, tail(logPath, 60))
+			if dir := os.Getenv(EnvLogDir); dir != "" {
+				b, _ := os.ReadFile(logPath)
+				os.WriteFile(filepath.Join(dir, h.NS+"-"+logName+".log"), b, 0o600)
+			}
 		}
 	})
 	return p

@@ -158,6 +158,27 @@ func (lan *LAN) BlockUDPOut(block bool) {
 	}
 }
 
+// Renumber gives the router a new public address, as when an ISP hands
+// out a new lease: the NAT maps to the new address and every conntrack
+// entry is forgotten, so the LAN's hosts get new public endpoints (NAT
+// rebinding) without noticing anything themselves.
+func (lan *LAN) Renumber() {
+	l := lan.lab
+	l.mu.Lock()
+	l.nhost++
+	n := l.nhost
+	l.mu.Unlock()
+	old := lan.Router.Addr
+	lan.Router.Addr = netip.AddrFrom4([4]byte{198, 18, 0, byte(n + 1)})
+	// Without promote_secondaries, deleting the old (primary) address
+	// would delete the new one too.
+	lan.Router.Exec("sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1")
+	l.ns(lan.Router.NS, "addr", "add", lan.Router.Addr.String()+"/24", "dev", "eth0")
+	lan.SetNAT(lan.nat)
+	l.ns(lan.Router.NS, "addr", "del", old.String()+"/24", "dev", "eth0")
+	lan.FlushConntrack()
+}
+
 // FlushConntrack forgets every connection the router tracks, so the next
 // packets get fresh NAT mappings.
 func (lan *LAN) FlushConntrack() {
