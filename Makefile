@@ -9,7 +9,7 @@ TS_VERSION := $(shell $(GO) list -m -f '{{.Version}}' tailscale.com)
 TOOLS_DIR  := $(CURDIR)/.tools
 TEST_FLAGS ?= -timeout 25m
 
-.PHONY: build run test lint tools clean
+.PHONY: build run test test-netlab lint tools clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/devmesh
@@ -24,6 +24,10 @@ $(TOOLS_DIR)/tailscaled $(TOOLS_DIR)/tailscale:
 
 test: build tools lint
 	DEVMESH_TOOLS_DIR=$(TOOLS_DIR) DEVMESH_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) ./...
+
+# The network-namespace lab alone (root), verbose, ending with its table.
+test-netlab: build tools
+	DEVMESH_TOOLS_DIR=$(TOOLS_DIR) DEVMESH_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m -v ./internal/netlab/
 
 lint:
 	$(GO) vet ./...

@@ -37,7 +37,9 @@ type Config struct {
 	Listen string
 	// AccessURL is how clients reach this server (default http://<Listen>).
 	AccessURL string
-	// STUNListen is the UDP address for STUN; "" disables STUN.
+	// STUNListen is the UDP address for STUN; "" disables STUN. A second
+	// STUN socket listens on the next port (port 0: any free port), so
+	// that clients can tell an endpoint-dependent ("hard") NAT.
 	STUNListen string
 	// TLSCertFile and TLSKeyFile give a real certificate for TLS on the
 	// listener; without them a self-signed one is made, persisted, and
@@ -143,11 +145,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Admit:      func(k key.NodePublic) bool { return s.control.AdmitNodeKey(k) },
 		Logger:     s.log.With("component", "relay"),
 		STUNAddr:   cfg.STUNListen,
+		STUNAddr2:  nextPort(cfg.STUNListen),
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.derpMap = buildDERPMap(u, tcp.Addr().(*net.TCPAddr).Port, s.relay.STUNPort(), pin)
+	s.derpMap = buildDERPMap(u, tcp.Addr().(*net.TCPAddr).Port, s.relay.STUNPort(), s.relay.STUNPort2(), pin)
 	s.control, err = control.New(control.Config{
 		Store:           s.store,
 		Logger:          s.log.With("component", "control"),
@@ -245,10 +248,30 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// nextPort returns addr with the next port number ("" and port 0 stay as
+// they are).
+func nextPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p == 0 {
+		return addr
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+1))
+}
+
 // buildDERPMap describes the embedded relay as region 900. The node is
 // reached at the access URL's host; a self-signed certificate is pinned
 // by hash.
-func buildDERPMap(u *url.URL, listenPort, stunPort int, pin string) *tailcfg.DERPMap {
+//
+// A second STUN port (stunPort2 > 0) is region 901, a STUN-only node of
+// the same host: netcheck probes regions at once but stops probing a
+// region at its first reply, so only a second region makes every client
+// see its mapping for two destinations and tell a hard NAT. Its score
+// keeps it from ever being chosen as a node's home relay.
+func buildDERPMap(u *url.URL, listenPort, stunPort, stunPort2 int, pin string) *tailcfg.DERPMap {
 	host := u.Hostname()
 	port := listenPort
 	if p, err := strconv.Atoi(u.Port()); err == nil && u.Port() != "" {
@@ -269,10 +292,17 @@ func buildDERPMap(u *url.URL, listenPort, stunPort int, pin string) *tailcfg.DER
 			n.IPv4, n.IPv6 = "none", host
 		}
 	}
-	return &tailcfg.DERPMap{
+	dm := &tailcfg.DERPMap{
 		Regions: map[int]*tailcfg.DERPRegion{
 			900: {RegionID: 900, RegionCode: "devmesh", RegionName: "devmesh embedded relay", Nodes: []*tailcfg.DERPNode{n}},
 		},
 		OmitDefaultRegions: true,
 	}
+	if stunPort > 0 && stunPort2 > 0 {
+		n2 := *n
+		n2.Name, n2.RegionID, n2.STUNPort, n2.STUNOnly = "901a", 901, stunPort2, true
+		dm.Regions[901] = &tailcfg.DERPRegion{RegionID: 901, RegionCode: "devmesh-stun2", RegionName: "devmesh second STUN port", Nodes: []*tailcfg.DERPNode{&n2}}
+		dm.HomeParams = &tailcfg.DERPHomeParams{RegionScore: map[int]float64{901: 1000}}
+	}
+	return dm
 }

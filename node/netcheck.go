@@ -28,10 +28,10 @@ type NetReport struct {
 	Endpoints []netip.AddrPort `json:"endpoints"`
 	// MappingVariesByDestIP is true for an endpoint-dependent ("hard")
 	// NAT, which gives each destination its own public port; nil when it
-	// could not be told, which needs STUN servers at two or more IPv4
-	// addresses.
+	// could not be told, which needs two or more IPv4 STUN servers
+	// (addresses or ports), or when UDP does not get out.
 	MappingVariesByDestIP *bool `json:"mapping_varies_by_dest_ip"`
-	// STUNServers is how many distinct IPv4 STUN addresses the DERP map
+	// STUNServers is how many distinct IPv4 STUN ip:ports the DERP map
 	// offers.
 	STUNServers int `json:"stun_servers"`
 	// PreferredRegion is the nearest relay region's ID (0: none answered).
@@ -103,6 +103,9 @@ func netReport(dm *tailcfg.DERPMap, r *netcheck.Report) *NetReport {
 		out.MappingVariesByDestIP = &v
 	}
 	for id, reg := range dm.Regions {
+		if !hasRelay(reg) {
+			continue // a STUN-only region: no relay to list
+		}
 		out.Regions = append(out.Regions, RegionLatency{ID: id, Code: reg.RegionCode, Name: reg.RegionName, Latency: r.RegionLatency[id]})
 	}
 	slices.SortFunc(out.Regions, func(a, b RegionLatency) int {
@@ -120,8 +123,18 @@ func netReport(dm *tailcfg.DERPMap, r *netcheck.Report) *NetReport {
 	return out
 }
 
-// countSTUNv4 counts the distinct IPv4 STUN server addresses in dm (by
-// host name when a node has no literal address).
+// hasRelay reports whether reg has a DERP node besides STUN-only ones.
+func hasRelay(reg *tailcfg.DERPRegion) bool {
+	for _, n := range reg.Nodes {
+		if !n.STUNOnly {
+			return true
+		}
+	}
+	return false
+}
+
+// countSTUNv4 counts the distinct IPv4 STUN server addresses and ports in
+// dm (by host name when a node has no literal address).
 func countSTUNv4(dm *tailcfg.DERPMap) int {
 	seen := map[string]bool{}
 	for _, reg := range dm.Regions {
@@ -133,7 +146,11 @@ func countSTUNv4(dm *tailcfg.DERPMap) int {
 			if addr == "" {
 				addr = n.HostName
 			}
-			seen[addr] = true
+			port := n.STUNPort
+			if port == 0 {
+				port = 3478 // the DERP map's default
+			}
+			seen[fmt.Sprintf("%s:%d", addr, port)] = true
 		}
 	}
 	return len(seen)

@@ -182,12 +182,12 @@ func RelayHints(r *node.NetReport) []string {
 	}
 	if r.MappingVariesByDestIP != nil && *r.MappingVariesByDestIP {
 		hints = append(hints, "This network's NAT maps each destination to a different public port (a hard, "+
-			"endpoint-dependent NAT): direct paths work only if the workspace side has an easy NAT or a public address.")
+			"endpoint-dependent NAT): direct paths work only if the workspace side has a public address or a NAT that accepts UDP from any port.")
 	}
 	if len(hints) == 0 {
 		hint := "UDP works from here"
 		if r.MappingVariesByDestIP == nil {
-			hint += " (whether this NAT is hard could not be told: it needs STUN servers at two addresses)"
+			hint += " (whether this NAT is hard could not be told: it needs STUN on two ports or addresses)"
 		} else {
 			hint += " and the NAT looks easy"
 		}

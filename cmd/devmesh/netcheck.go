@@ -80,9 +80,17 @@ func printNetReport(w io.Writer, r *node.NetReport) error {
 	}
 	fmt.Fprintf(tw, "Public address:\t%s\n", orDash(strings.Join(eps, ", ")))
 	fmt.Fprintf(tw, "IPv4 / IPv6:\t%s / %s\n", yesNo(r.IPv4, "yes", "no"), yesNo(r.IPv6, "yes", "no"))
-	mapping := fmt.Sprintf("unknown (telling needs STUN servers at two or more addresses; this coordinator has %d)", r.STUNServers)
-	if m := r.MappingVariesByDestIP; m != nil {
-		mapping = yesNo(*m, "hard: the public port varies by destination (direct paths are harder)", "easy: one public port for every destination")
+	mapping := fmt.Sprintf("unknown (telling needs STUN on two or more ports or addresses; this coordinator has %d)", r.STUNServers)
+	hint := ""
+	switch m := r.MappingVariesByDestIP; {
+	case !r.UDP:
+		mapping = "unknown (no UDP)"
+	case m != nil && *m:
+		mapping = "hard: the public port varies by destination"
+		hint = "Direct paths need a peer that accepts UDP from any port (a public address, a full-cone NAT, a port forward); with another hard NAT, or a firewall that admits only the exact ip:port it sent to, traffic is relayed through DERP."
+	case m != nil:
+		mapping = "easy: one public port for every destination"
+		hint = "Direct paths work with peers behind easy NATs; a peer behind a hard NAT goes direct only if this firewall accepts UDP from any port."
 	}
 	fmt.Fprintf(tw, "NAT mapping:\t%s\n", mapping)
 	if r.CaptivePortal {
@@ -108,7 +116,10 @@ func printNetReport(w io.Writer, r *node.NetReport) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", reg.Code, lat, reg.Name)
 	}
 	if !r.UDP {
-		defer fmt.Fprintln(w, "Without UDP, every connection is relayed through DERP: allow outbound UDP for direct paths.")
+		hint = "Without UDP, every connection is relayed through DERP (over TLS): allow outbound UDP for direct paths."
+	}
+	if hint != "" {
+		defer fmt.Fprintln(w, "Hint: "+hint)
 	}
 	return tw.Flush()
 }

@@ -119,6 +119,9 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 	stunMsg := "disabled"
 	if p := srv.DERPMap().Regions[900].Nodes[0].STUNPort; p > 0 {
 		stunMsg = fmt.Sprintf("udp/%d", p)
+		if r := srv.DERPMap().Regions[901]; r != nil { // the second STUN port
+			stunMsg += fmt.Sprintf(" and udp/%d", r.Nodes[0].STUNPort)
+		}
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), `devmesh coordinator is running
   access URL: %s

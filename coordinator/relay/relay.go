@@ -32,6 +32,10 @@ type Options struct {
 	Logger *slog.Logger
 	// STUNAddr is the UDP address for STUN ("" disables STUN).
 	STUNAddr string
+	// STUNAddr2 is a second STUN address ("" for none). Clients probe
+	// both: a NAT that maps one socket to different public ports for the
+	// two (a "hard" NAT) shows, which one address cannot tell.
+	STUNAddr2 string
 }
 
 // Relay is an embedded DERP server plus STUN.
@@ -39,7 +43,8 @@ type Relay struct {
 	opts  Options
 	derp  *derpserver.Server
 	stun  *stunserver.STUNServer
-	admit net.Listener // loopback listener for DERP admission checks
+	stun2 *stunserver.STUNServer // on STUNAddr2, or nil
+	admit net.Listener           // loopback listener for DERP admission checks
 
 	closeOnce sync.Once
 	cancel    context.CancelFunc
@@ -87,16 +92,23 @@ func New(opts Options) (*Relay, error) {
 		srv.Close()
 	}()
 
-	if opts.STUNAddr != "" {
-		r.stun = stunserver.New(ctx)
-		if err := r.stun.Listen(opts.STUNAddr); err != nil {
-			r.Close()
-			return nil, fmt.Errorf("stun listen %s: %w", opts.STUNAddr, err)
+	for _, st := range []struct {
+		addr string
+		srv  **stunserver.STUNServer
+	}{{opts.STUNAddr, &r.stun}, {opts.STUNAddr2, &r.stun2}} {
+		if st.addr == "" {
+			continue
 		}
+		srv := stunserver.New(ctx)
+		if err := srv.Listen(st.addr); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("stun listen %s: %w", st.addr, err)
+		}
+		*st.srv = srv
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.stun.Serve()
+			srv.Serve()
 		}()
 	}
 	return r, nil
@@ -121,6 +133,14 @@ func (r *Relay) STUNPort() int {
 		return -1
 	}
 	return r.stun.LocalAddr().(*net.UDPAddr).Port
+}
+
+// STUNPort2 returns the bound port of the second STUN address, or -1.
+func (r *Relay) STUNPort2() int {
+	if r.stun2 == nil {
+		return -1
+	}
+	return r.stun2.LocalAddr().(*net.UDPAddr).Port
 }
 
 // Handler serves /derp (with WebSocket support), the probe and latency
