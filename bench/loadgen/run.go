@@ -362,7 +362,16 @@ func register(ctx context.Context, cfg Config, i int) (*sim, error) {
 	}
 	// Like tailscaled, report endpoints in a separate lite request: a
 	// streaming request from a current client is read-only.
-	if err := s.sendEndpoints(ctx, netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), 1000)); err != nil {
+	// A real client retries a failed update; so does the load (a busy
+	// server may time out a new connection's dial).
+	var err2 error
+	for try := 0; try < 3; try++ {
+		if err2 = s.sendEndpoints(ctx, netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), 1000)); err2 == nil {
+			break
+		}
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+	}
+	if err := err2; err != nil {
 		s.ms.Close()
 		c.Close()
 		return nil, fmt.Errorf("endpoints: %w", err)

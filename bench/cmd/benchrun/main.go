@@ -1,0 +1,68 @@
+// Command benchrun is `make bench`: it measures devmesh beside a baseline
+// in the same run, prints a table, writes bench/results.json and
+// regenerates docs/benchmarks.md. Figures are ratios to their baselines;
+// nothing here fails on a number.
+//
+// BENCH_SHORT=1 runs every row at a small size (for CI).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+type options struct {
+	devmesh string // path to the devmesh binary under test
+	out     string // results.json
+	docs    string // docs/benchmarks.md ("" to leave it)
+	short   bool
+	nodes   []int // control-plane sizes
+}
+
+func main() {
+	// A child started by controlRef: serve the reference control server.
+	if len(os.Args) > 1 && os.Args[1] == "refcontrol" {
+		serveRefControl()
+		return
+	}
+	o := options{}
+	flag.StringVar(&o.devmesh, "devmesh", "bin/devmesh", "the devmesh binary to measure")
+	flag.StringVar(&o.out, "out", "bench/results.json", "where to write the results")
+	flag.StringVar(&o.docs, "docs", "docs/benchmarks.md", "the page to regenerate from a full run (empty: none)")
+	flag.BoolVar(&o.short, "short", os.Getenv("BENCH_SHORT") != "", "small sizes, for CI (also $BENCH_SHORT)")
+	flag.Parse()
+	if o.short {
+		o.nodes = []int{100}
+	} else {
+		o.nodes = []int{200, 1000, 5000}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	r := newReport(o.short)
+	for _, n := range o.nodes {
+		if err := benchControl(ctx, o, r, n); err != nil {
+			// A benchmark that cannot run is reported, not fatal: the
+			// other rows still tell something.
+			r.fail(fmt.Sprintf("control plane N=%d", n), err)
+		}
+	}
+	r.print(os.Stdout)
+	if err := r.writeJSON(o.out); err != nil {
+		return err
+	}
+	if !o.short && o.docs != "" {
+		return r.writeDocs(o.docs)
+	}
+	return nil
+}
