@@ -57,12 +57,40 @@ func run(ctx context.Context, o options) error {
 			r.fail(fmt.Sprintf("control plane N=%d", n), err)
 		}
 	}
+	if err := benchWorkspace(ctx, o, r); err != nil {
+		r.fail("workspace rows", err)
+	}
 	r.print(os.Stdout)
 	if err := r.writeJSON(o.out); err != nil {
 		return err
 	}
 	if !o.short && o.docs != "" {
 		return r.writeDocs(o.docs)
+	}
+	return nil
+}
+
+// benchWorkspace measures the data-plane rows on one external workspace
+// whose agent runs on this machine.
+func benchWorkspace(ctx context.Context, o options, r *report) error {
+	dir, err := os.MkdirTemp("", "devmesh-bench-ws-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Fprintln(os.Stderr, "workspace: starting a coordinator and an agent")
+	w, err := startWorkspace(ctx, o.devmesh, dir)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	fmt.Fprintln(os.Stderr, "ssh: devmesh against OpenSSH")
+	if err := benchSSH(ctx, o, r, w, dir); err != nil {
+		r.fail("ssh rows", err)
+	}
+	fmt.Fprintln(os.Stderr, "tunnel: speedtest against raw TCP")
+	if err := benchSpeed(ctx, o, r, w); err != nil {
+		r.fail("speedtest rows", err)
 	}
 	return nil
 }
