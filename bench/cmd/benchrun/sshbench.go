@@ -187,7 +187,9 @@ func benchSSH(ctx context.Context, o options, r *report, w *workspace, dir strin
 	}
 	sz := strconv.FormatInt(size, 10)
 	proxy := append(clientOpts(sd.key), "-o", "ProxyCommand="+w.bin+" ssh --stdio box", "devmesh-box")
-	dm := func(remote ...string) *exec.Cmd { return w.command(ctx, append([]string{"ssh", "box", "--"}, remote...)...) }
+	dm := func(remote ...string) *exec.Cmd {
+		return w.command(ctx, append([]string{"ssh", "box", "--"}, remote...)...)
+	}
 	px := func(remote ...string) *exec.Cmd {
 		c := exec.CommandContext(ctx, "ssh", append(append([]string{}, proxy...), remote...)...)
 		c.Env = w.env
