@@ -9,7 +9,7 @@ TS_VERSION := $(shell $(GO) list -m -f '{{.Version}}' tailscale.com)
 TOOLS_DIR  := $(CURDIR)/.tools
 TEST_FLAGS ?= -timeout 25m
 
-.PHONY: build run test test-netlab lint tools clean
+.PHONY: build run test test-netlab lint tools clean bench
 
 build:
 	$(GO) build -o $(BIN) ./cmd/devmesh
@@ -36,3 +36,8 @@ lint:
 
 clean:
 	rm -rf bin $(TOOLS_DIR)
+
+# Benchmarks beside same-run baselines (docs/benchmarks.md). They never fail
+# on a number; BENCH_SHORT=1 runs small sizes (CI).
+bench: build
+	$(GO) run ./bench/cmd/benchrun -devmesh $(BIN)

@@ -1,0 +1,96 @@
+// Command benchrun is `make bench`: it measures devmesh beside a baseline
+// in the same run, prints a table, writes bench/results.json and
+// regenerates docs/benchmarks.md. Figures are ratios to their baselines;
+// nothing here fails on a number.
+//
+// BENCH_SHORT=1 runs every row at a small size (for CI).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+type options struct {
+	devmesh string // path to the devmesh binary under test
+	out     string // results.json
+	docs    string // docs/benchmarks.md ("" to leave it)
+	short   bool
+	nodes   []int // control-plane sizes
+}
+
+func main() {
+	// A child started by controlRef: serve the reference control server.
+	if len(os.Args) > 1 && os.Args[1] == "refcontrol" {
+		serveRefControl()
+		return
+	}
+	o := options{}
+	flag.StringVar(&o.devmesh, "devmesh", "bin/devmesh", "the devmesh binary to measure")
+	flag.StringVar(&o.out, "out", "bench/results.json", "where to write the results")
+	flag.StringVar(&o.docs, "docs", "docs/benchmarks.md", "the page to regenerate from a full run (empty: none)")
+	flag.BoolVar(&o.short, "short", os.Getenv("BENCH_SHORT") != "", "small sizes, for CI (also $BENCH_SHORT)")
+	flag.Parse()
+	if o.short {
+		o.nodes = []int{100}
+	} else {
+		o.nodes = []int{200, 1000, 5000}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	r := newReport(o.short)
+	for _, n := range o.nodes {
+		if err := benchControl(ctx, o, r, n); err != nil {
+			// A benchmark that cannot run is reported, not fatal: the
+			// other rows still tell something.
+			r.fail(fmt.Sprintf("control plane N=%d", n), err)
+		}
+	}
+	if err := benchWorkspace(ctx, o, r); err != nil {
+		r.fail("workspace rows", err)
+	}
+	r.print(os.Stdout)
+	if err := r.writeJSON(o.out); err != nil {
+		return err
+	}
+	if !o.short && o.docs != "" {
+		return r.writeDocs(o.docs)
+	}
+	return nil
+}
+
+// benchWorkspace measures the data-plane rows on one external workspace
+// whose agent runs on this machine.
+func benchWorkspace(ctx context.Context, o options, r *report) error {
+	dir, err := os.MkdirTemp("", "devmesh-bench-ws-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Fprintln(os.Stderr, "workspace: starting a coordinator and an agent")
+	w, err := startWorkspace(ctx, o.devmesh, dir)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	fmt.Fprintln(os.Stderr, "ssh: devmesh against OpenSSH")
+	if err := benchSSH(ctx, o, r, w, dir); err != nil {
+		r.fail("ssh rows", err)
+	}
+	fmt.Fprintln(os.Stderr, "tunnel: speedtest against raw TCP")
+	if err := benchSpeed(ctx, o, r, w); err != nil {
+		r.fail("speedtest rows", err)
+	}
+	return nil
+}
