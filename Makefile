@@ -7,7 +7,7 @@ LISTEN    ?= 127.0.0.1:8080
 # tailscale.com version we pin.
 TS_VERSION := $(shell $(GO) list -m -f '{{.Version}}' tailscale.com)
 TOOLS_DIR  := $(CURDIR)/.tools
-TEST_FLAGS ?= -timeout 25m
+TEST_FLAGS ?= -race -timeout 45m
 
 .PHONY: build run test test-netlab lint tools clean bench
 
