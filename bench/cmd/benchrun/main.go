@@ -20,7 +20,9 @@ type options struct {
 	out     string // results.json
 	docs    string // docs/benchmarks.md ("" to leave it)
 	short   bool
-	nodes   []int // control-plane sizes
+	// docsAlways writes the docs page from a short run too (it says so).
+	docsAlways bool
+	nodes      []int // control-plane sizes
 }
 
 func main() {
@@ -33,6 +35,7 @@ func main() {
 	flag.StringVar(&o.devmesh, "devmesh", "bin/devmesh", "the devmesh binary to measure")
 	flag.StringVar(&o.out, "out", "bench/results.json", "where to write the results")
 	flag.StringVar(&o.docs, "docs", "docs/benchmarks.md", "the page to regenerate from a full run (empty: none)")
+	flag.BoolVar(&o.docsAlways, "docs-from-short", false, "regenerate the docs page even from a short run")
 	flag.BoolVar(&o.short, "short", os.Getenv("BENCH_SHORT") != "", "small sizes, for CI (also $BENCH_SHORT)")
 	flag.Parse()
 	if o.short {
@@ -64,7 +67,7 @@ func run(ctx context.Context, o options) error {
 	if err := r.writeJSON(o.out); err != nil {
 		return err
 	}
-	if !o.short && o.docs != "" {
+	if (!o.short || o.docsAlways) && o.docs != "" {
 		return r.writeDocs(o.docs)
 	}
 	return nil

@@ -153,7 +153,11 @@ func (r *report) writeJSON(path string) error {
 func (r *report) writeDocs(path string) error {
 	var b strings.Builder
 	b.WriteString(docsHead)
-	fmt.Fprintf(&b, "\nLast full run: %s, on %s.\n\n", r.when.Format("2006-01-02 15:04 UTC"), r.machine)
+	kind := "full"
+	if r.short {
+		kind = "short (BENCH_SHORT)"
+	}
+	fmt.Fprintf(&b, "\nLast %s run: %s, on %s.\n\n", kind, r.when.Format("2006-01-02 15:04 UTC"), r.machine)
 	b.WriteString("| figure | N | devmesh | baseline | ratio | baseline is | note |\n|---|---|---|---|---|---|---|\n")
 	for _, f := range r.figures {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s (%s is better) | %s | %s |\n", f.Name, nOrDash(f.N),
