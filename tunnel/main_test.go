@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devmesh/devmesh/internal/leakcheck"
 	"github.com/devmesh/devmesh/node"
 	"github.com/devmesh/devmesh/tunnel"
 )
@@ -29,7 +30,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	leakcheck.Main(m) // fails the tests if they leave goroutines behind
 }
 
 func proxyMain() error {
