@@ -82,7 +82,7 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 	if o.disableSTUN {
 		stun = ""
 	}
-	srv, err := coordinator.New(cmd.Context(), coordinator.Config{
+	srv, err := coordinator.New(coordinator.Config{
 		DataDir:        o.dataDir,
 		Listen:         o.listen,
 		AccessURL:      o.accessURL,
@@ -103,8 +103,10 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := srv.Start(cmd.Context()); err != nil {
+		return err
+	}
 	defer srv.Close()
-	srv.Serve()
 	abs, _ := filepath.Abs(o.dataDir)
 	stunMsg := "disabled"
 	if p := srv.DERPMap().Regions[900].Nodes[0].STUNPort; p > 0 {
@@ -127,7 +129,14 @@ Next, in another shell:
 	fmt.Fprintf(cmd.ErrOrStderr(), `  devmesh authkeys create                  # a key for a Tailscale client
   tailscale up --login-server %s --authkey <key>
 `, srv.URL())
-	<-cmd.Context().Done()
-	fmt.Fprintln(cmd.ErrOrStderr(), "shutting down")
+	// Run returns at the signal (nil) or when the port fails for good:
+	// exit non-zero rather than run on deaf.
+	err = srv.Run(cmd.Context())
+	if cmd.Context().Err() != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), "shutting down")
+	}
+	if err != nil {
+		return fmt.Errorf("server stopped: %w", err)
+	}
 	return nil
 }
