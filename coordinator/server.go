@@ -25,6 +25,7 @@ import (
 	"github.com/devmesh/devmesh/coordinator/control"
 	"github.com/devmesh/devmesh/coordinator/relay"
 	"github.com/devmesh/devmesh/coordinator/store"
+	"github.com/devmesh/devmesh/internal/certpin"
 )
 
 // Config configures a coordinator.
@@ -39,13 +40,20 @@ type Config struct {
 	STUNListen string
 	// TLSCertFile and TLSKeyFile give a real certificate for TLS on the
 	// listener; without them a self-signed one is made, persisted, and
-	// pinned for clients through the DERP map.
+	// pinned for clients through the DERP map (and by fingerprint by the
+	// CLI and agents when TLSSelfSigned is set).
 	TLSCertFile, TLSKeyFile string
-	Logger                  *slog.Logger
-	Policy                  control.Policy
-	NodeKeyExpiry           time.Duration
-	EphemeralAfter          time.Duration
-	OfflineDebounce         time.Duration
+	// TLSSelfSigned serves the API over HTTPS with the self-signed
+	// certificate. With it or TLSCertFile, the access URL defaults to
+	// https://<Listen>. Whenever the access URL is https, plain HTTP on
+	// the port serves only the control plane, health checks and relay
+	// probes, not the API or the login page.
+	TLSSelfSigned   bool
+	Logger          *slog.Logger
+	Policy          control.Policy
+	NodeKeyExpiry   time.Duration
+	EphemeralAfter  time.Duration
+	OfflineDebounce time.Duration
 
 	// TerraformPath is the terraform (or OpenTofu) executable builds run.
 	// Default: terraform on PATH, else tofu. New fails if it is missing or
@@ -99,6 +107,10 @@ type Server struct {
 	ln        *splitListener
 	accessURL string
 	derpMap   *tailcfg.DERPMap
+	// fingerprint is the self-signed certificate's SHA-256 ("" with a
+	// configured certificate); httpsOnly is set for an https access URL.
+	fingerprint string
+	httpsOnly   bool
 
 	builds     *builds.Queue // nil when provisioning is disabled
 	devmeshBin string        // the binary served at /bin/ ("" if none)
@@ -185,7 +197,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.ln = newSplitListener(tcp, s.log)
 	s.accessURL = cfg.AccessURL
 	if s.accessURL == "" {
-		s.accessURL = "http://" + tcp.Addr().String()
+		scheme := "http"
+		if cfg.TLSSelfSigned || cfg.TLSCertFile != "" {
+			scheme = "https"
+		}
+		s.accessURL = scheme + "://" + tcp.Addr().String()
 	}
 	u, err := url.Parse(s.accessURL)
 	if err != nil || u.Host == "" {
@@ -195,6 +211,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if cfg.TLSCertFile == "" {
+		s.fingerprint = certpin.Fingerprint(cert.Certificate[0])
+	}
+	s.httpsOnly = u.Scheme == "https"
 	s.relay, err = relay.New(relay.Options{
 		PrivateKey: keys.derp,
 		Admit:      func(k key.NodePublic) bool { return s.control.AdmitNodeKey(k) },
@@ -241,8 +261,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 // the idle and header timeouts; limitBodyRead bounds request bodies.
 func (s *Server) newHTTPServers(handler http.Handler, cert tls.Certificate) (plain, tlsSrv *http.Server) {
 	handler = limitBodyRead(handler, s.cfg.BodyReadTimeout)
+	plainHandler := handler
+	if s.httpsOnly {
+		plainHandler = httpsOnly(handler, s.accessURL)
+	}
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
-	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: s.cfg.IdleTimeout, ErrorLog: errLog}
+	s.httpSrv = &http.Server{Handler: plainHandler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: s.cfg.IdleTimeout, ErrorLog: errLog}
 	s.tlsSrv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -308,6 +332,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	return errors.Join(fatal, s.Close())
 }
+
+// Fingerprint returns the SHA-256 fingerprint of the self-signed
+// certificate served for TLS, which clients pin, or "" when a configured
+// certificate is served.
+func (s *Server) Fingerprint() string { return s.fingerprint }
 
 // URL returns the access URL.
 func (s *Server) URL() string { return s.accessURL }
