@@ -338,6 +338,15 @@ func (s *Server) Run(ctx context.Context) error {
 // certificate is served.
 func (s *Server) Fingerprint() string { return s.fingerprint }
 
+// agentFingerprint is the pin agents need: the self-signed certificate's
+// fingerprint when the access URL is https, else "".
+func (s *Server) agentFingerprint() string {
+	if !s.httpsOnly {
+		return ""
+	}
+	return s.fingerprint
+}
+
 // URL returns the access URL.
 func (s *Server) URL() string { return s.accessURL }
 
