@@ -122,7 +122,7 @@ type UntrustedError struct {
 }
 
 func (e *UntrustedError) Error() string {
-	return fmt.Sprintf("the certificate of %s is not signed by a trusted authority (a self-signed certificate?). Its SHA-256 fingerprint is\n  %s\nCompare it with the one `devmesh server` printed, then pin it: devmesh login %s --fingerprint %s", e.URL, e.Fingerprint, e.URL, e.Fingerprint)
+	return fmt.Sprintf("the certificate of %s is not signed by a trusted authority (a self-signed certificate?). Its SHA-256 fingerprint is\n  %s\nCompare it with the one `devmesh server` printed, then pin it: devmesh login %s --fingerprint %s (agents and scripts: %s=%s)", e.URL, e.Fingerprint, e.URL, e.Fingerprint, certpin.EnvFingerprint, e.Fingerprint)
 }
 
 func (e *UntrustedError) Unwrap() []error { return []error{ErrUntrusted, e.Err} }
