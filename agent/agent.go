@@ -55,6 +55,11 @@ type Options struct {
 	StatsInterval time.Duration
 	// HTTPClient makes the API calls (default: 30s timeout).
 	HTTPClient *http.Client
+	// Fingerprint pins the coordinator's TLS certificate by its SHA-256
+	// (DEVMESH_FINGERPRINT), for a coordinator serving its self-signed
+	// certificate; it applies to the API and the tailnet node's control
+	// connection.
+	Fingerprint string
 	// TokenRejectedGrace is how long, from Run's start, the agent keeps
 	// retrying while the coordinator rejects a token it has never
 	// accepted (default DefaultTokenRejectedGrace; negative: no grace,
@@ -111,7 +116,7 @@ func New(o Options) (*Agent, error) {
 		o.TokenRejectedGrace = DefaultTokenRejectedGrace
 	}
 	api, err := client.New(o.URL, o.Token, client.WithHTTPClient(o.HTTPClient),
-		client.WithUserAgent("devmesh-agent/"+o.Version))
+		client.WithUserAgent("devmesh-agent/"+o.Version), client.WithFingerprint(o.Fingerprint))
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,7 @@ func (a *Agent) joinTailnet(ctx context.Context, m client.AgentManifest) (*node.
 			Dir:        dir,
 			Hostname:   m.WorkspaceName + "-" + m.AgentName,
 			Logger:     a.log.With("component", "node"),
+			ControlTLS: a.api.TLSConfig(),
 		}
 		if !joined {
 			k, err := retryValue(ctx, a, "get a tailnet auth key", a.api.AgentAuthKey)

@@ -1,6 +1,8 @@
 package coordinator_test
 
 import (
+	"io"
+	"net/http"
 	"net/netip"
 	"testing"
 )
@@ -12,4 +14,15 @@ func mustAddr(t *testing.T, s string) netip.Addr {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// tryGet is get without failing the test on a transport error.
+func tryGet(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
 }

@@ -3,8 +3,11 @@ package coordinator
 import (
 	"bufio"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,31 +15,65 @@ import (
 // connection's first byte (0x16 starts a TLS handshake) and hands the
 // connection to the matching child listener.
 type splitListener struct {
-	ln    net.Listener
-	plain *chanListener
-	tls   *chanListener
-	once  sync.Once
+	ln      net.Listener
+	log     *slog.Logger
+	plain   *chanListener
+	tls     *chanListener
+	once    sync.Once
+	closing atomic.Bool // set by Close: the accept error that follows is expected
 }
 
-func newSplitListener(ln net.Listener) *splitListener {
-	s := &splitListener{ln: ln, plain: newChanListener(ln.Addr()), tls: newChanListener(ln.Addr())}
-	go s.run()
-	return s
+func newSplitListener(ln net.Listener, log *slog.Logger) *splitListener {
+	return &splitListener{ln: ln, log: log, plain: newChanListener(ln.Addr()), tls: newChanListener(ln.Addr())}
 }
 
-func (s *splitListener) run() {
+// Accept-error backoff, as net/http's: temporary errors such as running
+// out of file descriptors are retried after 5 ms, doubling up to 1 s.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// serve accepts connections until Close (it then returns nil) or a
+// permanent accept error, which it returns after closing the port and
+// both children. Temporary errors are logged and retried with backoff.
+func (s *splitListener) serve() error {
+	var delay time.Duration
 	for {
 		c, err := s.ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			s.Close()
-			return
+		if err == nil {
+			delay = 0
+			go s.route(c)
+			continue
 		}
-		go s.route(c)
+		if s.closing.Load() {
+			return nil
+		}
+		if !isTemporary(err) {
+			s.Close()
+			return fmt.Errorf("accept on %s: %w", s.ln.Addr(), err)
+		}
+		delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
+		s.log.Warn("accept failed; retrying", "err", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-s.plain.done:
+			t.Stop()
+			return nil
+		}
 	}
+}
+
+// isTemporary reports whether an accept error may go away by itself
+// (EMFILE, ENFILE, ECONNABORTED, timeouts...).
+func isTemporary(err error) bool {
+	var te interface{ Temporary() bool }
+	if errors.As(err, &te) && te.Temporary() {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (s *splitListener) route(c net.Conn) {
@@ -60,6 +97,7 @@ func (s *splitListener) route(c net.Conn) {
 func (s *splitListener) Close() error {
 	var err error
 	s.once.Do(func() {
+		s.closing.Store(true)
 		err = s.ln.Close()
 		s.plain.Close()
 		s.tls.Close()

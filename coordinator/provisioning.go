@@ -51,6 +51,7 @@ func (s *Server) startProvisioning(ctx context.Context) error {
 		Store:            s.store,
 		Runner:           runner,
 		AccessURL:        s.accessURL,
+		Fingerprint:      s.agentFingerprint(),
 		Workers:          workers,
 		RemoveAgentNodes: s.removeAgentNodes,
 		Logger:           s.log.With("component", "builds"),

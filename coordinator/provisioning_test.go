@@ -18,12 +18,15 @@ func newCoordinator(t *testing.T, cfg coordinator.Config) (*coordinator.Server, 
 	t.Helper()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.Listen = "127.0.0.1:0"
-	s, err := coordinator.New(context.Background(), cfg)
-	if err == nil {
-		s.Serve()
-		t.Cleanup(func() { s.Close() })
+	s, err := coordinator.New(cfg)
+	if err != nil {
+		return nil, err
 	}
-	return s, err
+	if err := s.Start(context.Background()); err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, nil
 }
 
 func get(t *testing.T, url string) (int, string) {

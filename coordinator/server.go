@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"github.com/devmesh/devmesh/coordinator/control"
 	"github.com/devmesh/devmesh/coordinator/relay"
 	"github.com/devmesh/devmesh/coordinator/store"
+	"github.com/devmesh/devmesh/internal/certpin"
 )
 
 // Config configures a coordinator.
@@ -43,13 +43,20 @@ type Config struct {
 	STUNListen string
 	// TLSCertFile and TLSKeyFile give a real certificate for TLS on the
 	// listener; without them a self-signed one is made, persisted, and
-	// pinned for clients through the DERP map.
+	// pinned for clients through the DERP map (and by fingerprint by the
+	// CLI and agents when TLSSelfSigned is set).
 	TLSCertFile, TLSKeyFile string
-	Logger                  *slog.Logger
-	Policy                  control.Policy
-	NodeKeyExpiry           time.Duration
-	EphemeralAfter          time.Duration
-	OfflineDebounce         time.Duration
+	// TLSSelfSigned serves the API over HTTPS with the self-signed
+	// certificate. With it or TLSCertFile, the access URL defaults to
+	// https://<Listen>. Whenever the access URL is https, plain HTTP on
+	// the port serves only the control plane, health checks and relay
+	// probes, not the API or the login page.
+	TLSSelfSigned   bool
+	Logger          *slog.Logger
+	Policy          control.Policy
+	NodeKeyExpiry   time.Duration
+	EphemeralAfter  time.Duration
+	OfflineDebounce time.Duration
 
 	// TerraformPath is the terraform (or OpenTofu) executable builds run.
 	// Default: terraform on PATH, else tofu. New fails if it is missing or
@@ -74,18 +81,42 @@ type Config struct {
 	// Quotas bound the workspaces and external agents each user may own
 	// (zero fields: unlimited; `devmesh server` defaults to 50 and 20).
 	Quotas api.Quotas
+	// Listener, when set, is served instead of binding Listen (tests,
+	// socket activation). The server closes it.
+	Listener net.Listener
+	// IdleTimeout closes keep-alive connections idle this long (default
+	// DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// BodyReadTimeout bounds how long reading one request body may take
+	// (default DefaultBodyReadTimeout). Requests without a body, such as
+	// the control and DERP upgrades and log follows, are not limited.
+	BodyReadTimeout time.Duration
 }
 
-// Server is a running coordinator.
+// Default HTTP timeouts (see Config).
+const (
+	DefaultIdleTimeout     = 2 * time.Minute
+	DefaultBodyReadTimeout = time.Minute
+	readHeaderTimeout      = 30 * time.Second
+)
+
+// Server is a coordinator. New prepares it, Start (or Run) opens the store,
+// binds the sockets and serves, Close stops it.
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
+	cfg Config
+	log *slog.Logger
+
+	// Set by Start, read-only afterwards.
 	store     *store.Store
 	control   *control.Server
 	relay     *relay.Relay
 	ln        *splitListener
 	accessURL string
 	derpMap   *tailcfg.DERPMap
+	// fingerprint is the self-signed certificate's SHA-256 ("" with a
+	// configured certificate); httpsOnly is set for an https access URL.
+	fingerprint string
+	httpsOnly   bool
 
 	builds     *builds.Queue // nil when provisioning is disabled
 	devmeshBin string        // the binary served at /bin/ ("" if none)
@@ -94,52 +125,102 @@ type Server struct {
 	passwordChecker func(ctx context.Context, r *http.Request, username, password string) (store.User, error)
 
 	httpSrv, tlsSrv *http.Server
-	closeOnce       sync.Once
-	wg              sync.WaitGroup
+
+	// mu guards started and closed; Start and Close hold it throughout.
+	mu              sync.Mutex
+	started, closed bool
+	closeErr        error
+
+	// failed is closed, once, when serving stops on a fatal error (kept
+	// in fatalErr).
+	failed   chan struct{}
+	failOnce sync.Once
+	fatalErr error
+
+	wg sync.WaitGroup
 }
 
-// New opens the store, binds the listeners and prepares every component.
-// Call Serve to start serving.
-func New(ctx context.Context, cfg Config) (_ *Server, err error) {
+// New validates cfg and prepares a coordinator. It opens no file, binds
+// no socket and starts no goroutine: Start or Run does.
+func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("coordinator: DataDir is required")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	if cfg.Listen == "" && cfg.Listener == nil {
+		return nil, errors.New("coordinator: Listen is required")
+	}
+	if cfg.AccessURL != "" {
+		if u, err := url.Parse(cfg.AccessURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("invalid access URL %q: want http(s)://HOST[:PORT]", cfg.AccessURL)
+		}
+	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return nil, errors.New("coordinator: TLSCertFile and TLSKeyFile go together")
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, failed: make(chan struct{})}, nil
+}
+
+// Start opens the store, loads or creates the server's keys, binds the
+// TCP port and STUN, and starts serving. It returns once connections are
+// accepted; a later fatal error (the port failing) ends Run, or shows in
+// Failed. On error everything started is closed again.
+func (s *Server) Start(ctx context.Context) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closed {
+		return errors.New("coordinator: already started or closed")
+	}
+	s.started = true
 	defer func() {
 		if err != nil {
-			s.Close()
+			s.closed = true
+			s.closeErr = s.closeLocked()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
-	}
+	cfg := s.cfg
 	if s.store, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "devmesh.db")); err != nil {
-		return nil, err
+		return err
 	}
 	keys, err := loadKeys(ctx, s.store)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	tcp, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	tcp := cfg.Listener
+	if tcp == nil {
+		if tcp, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		}
 	}
-	s.ln = newSplitListener(tcp)
+	s.ln = newSplitListener(tcp, s.log)
 	s.accessURL = cfg.AccessURL
 	if s.accessURL == "" {
-		s.accessURL = "http://" + tcp.Addr().String()
+		scheme := "http"
+		if cfg.TLSSelfSigned || cfg.TLSCertFile != "" {
+			scheme = "https"
+		}
+		s.accessURL = scheme + "://" + tcp.Addr().String()
 	}
 	u, err := url.Parse(s.accessURL)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("invalid access URL %q", s.accessURL)
+		return fmt.Errorf("invalid access URL %q", s.accessURL)
 	}
 	cert, pin, err := s.loadCert(ctx, u.Hostname())
 	if err != nil {
-		return nil, err
+		return err
 	}
+	if cfg.TLSCertFile == "" {
+		s.fingerprint = certpin.Fingerprint(cert.Certificate[0])
+	}
+	s.httpsOnly = u.Scheme == "https"
 	s.relay, err = relay.New(relay.Options{
 		PrivateKey: keys.derp,
 		Admit:      func(k key.NodePublic) bool { return s.control.AdmitNodeKey(k) },
@@ -148,7 +229,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		STUNAddr2:  nextPort(cfg.STUNListen),
 	})
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if err := s.relay.Start(ctx); err != nil {
+		return err
 	}
 	s.derpMap = buildDERPMap(u, tcp.Addr().(*net.TCPAddr).Port, s.relay.STUNPort(), s.relay.STUNPort2(), pin)
 	s.control, err = control.New(control.Config{
@@ -164,41 +248,110 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		CheckPassword:   s.checkPassword,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.control.Load(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.startProvisioning(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	handler, err := s.routes()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.serve(s.newHTTPServers(handler, cert))
+	return nil
+}
+
+// newHTTPServers returns the plain-HTTP and the TLS server, both with
+// the idle and header timeouts; limitBodyRead bounds request bodies.
+func (s *Server) newHTTPServers(handler http.Handler, cert tls.Certificate) (plain, tlsSrv *http.Server) {
+	handler = limitBodyRead(handler, s.cfg.BodyReadTimeout)
+	plainHandler := handler
+	if s.httpsOnly {
+		plainHandler = httpsOnly(handler, s.accessURL)
+	}
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	s.httpSrv = &http.Server{Handler: plainHandler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: s.cfg.IdleTimeout, ErrorLog: errLog}
 	s.tlsSrv = &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		ErrorLog:          errLog,
 		// DERP hijacks the connection, which needs HTTP/1.1.
 		TLSConfig:    &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}},
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
-	return s, nil
+	return s.httpSrv, s.tlsSrv
 }
 
-// Serve starts serving in the background.
-func (s *Server) Serve() {
-	s.wg.Add(2)
+// serve starts the accept loop and both HTTP servers.
+func (s *Server) serve(plain, tlsSrv *http.Server) {
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
-		s.httpSrv.Serve(s.ln.plain)
+		if err := s.ln.serve(); err != nil {
+			s.fail(err)
+		}
 	}()
 	go func() {
 		defer s.wg.Done()
-		s.tlsSrv.Serve(tls.NewListener(s.ln.tls, s.tlsSrv.TLSConfig))
+		plain.Serve(s.ln.plain)
 	}()
+	go func() {
+		defer s.wg.Done()
+		tlsSrv.Serve(tls.NewListener(s.ln.tls, tlsSrv.TLSConfig))
+	}()
+}
+
+// fail records the first fatal serving error and wakes Run.
+func (s *Server) fail(err error) {
+	s.failOnce.Do(func() {
+		s.log.Error("coordinator stopped serving", "err", err)
+		s.fatalErr = err
+		close(s.failed)
+	})
+}
+
+// Failed is closed when serving has stopped on a fatal error; Run then
+// returns it.
+func (s *Server) Failed() <-chan struct{} { return s.failed }
+
+// Run starts the server unless Start already did, serves until ctx is
+// done or serving fails, then closes the server. It returns the fatal
+// error (for example the port failing for good), or nil when ctx ended
+// it and closing went well.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		if err := s.Start(ctx); err != nil {
+			return err
+		}
+	}
+	var fatal error
+	select {
+	case <-ctx.Done():
+	case <-s.failed:
+		fatal = s.fatalErr
+	}
+	return errors.Join(fatal, s.Close())
+}
+
+// Fingerprint returns the SHA-256 fingerprint of the self-signed
+// certificate served for TLS, which clients pin, or "" when a configured
+// certificate is served.
+func (s *Server) Fingerprint() string { return s.fingerprint }
+
+// agentFingerprint is the pin agents need: the self-signed certificate's
+// fingerprint when the access URL is https, else "".
+func (s *Server) agentFingerprint() string {
+	if !s.httpsOnly {
+		return ""
+	}
+	return s.fingerprint
 }
 
 // URL returns the access URL.
@@ -216,36 +369,50 @@ func (s *Server) Control() *control.Server { return s.control }
 // DERPMap returns the DERP map sent to nodes.
 func (s *Server) DERPMap() *tailcfg.DERPMap { return s.derpMap }
 
-// Close stops serving and closes everything. It is idempotent.
+// Close stops serving and closes everything Start opened, waiting for
+// the goroutines it started. It is idempotent and returns what went
+// wrong while closing.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() {
-		if s.ln != nil {
-			s.ln.Close()
-		}
-		if s.control != nil {
-			s.control.Close()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		for _, srv := range []*http.Server{s.httpSrv, s.tlsSrv} {
-			if srv != nil {
-				if err := srv.Shutdown(ctx); err != nil {
-					srv.Close()
-				}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.closeErr = s.closeLocked()
+	}
+	return s.closeErr
+}
+
+// closeLocked closes what Start opened, in reverse order. s.mu is held.
+func (s *Server) closeLocked() error {
+	var errs []error
+	if s.ln != nil {
+		s.ln.Close()
+	} else if s.cfg.Listener != nil {
+		s.cfg.Listener.Close()
+	}
+	if s.control != nil {
+		s.control.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range []*http.Server{s.httpSrv, s.tlsSrv} {
+		if srv != nil {
+			if err := srv.Shutdown(ctx); err != nil {
+				srv.Close()
 			}
 		}
-		s.wg.Wait()
-		if s.builds != nil {
-			s.builds.Close()
-		}
-		if s.relay != nil {
-			s.relay.Close()
-		}
-		if s.store != nil {
-			s.store.Close()
-		}
-	})
-	return nil
+	}
+	s.wg.Wait()
+	if s.builds != nil {
+		s.builds.Close()
+	}
+	if s.relay != nil {
+		errs = append(errs, s.relay.Close())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // nextPort returns addr with the next port number ("" and port 0 stay as

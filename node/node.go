@@ -6,6 +6,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,11 @@ type Options struct {
 	Port uint16
 	// Logger receives tailscale's logs at debug level.
 	Logger *slog.Logger
+	// ControlTLS, if set, is the TLS configuration for an https
+	// ControlURL, e.g. one that pins a self-signed certificate. The
+	// control connection then goes through a loopback forwarder (see
+	// controlProxy); without it tsnet trusts the system's roots only.
+	ControlTLS *tls.Config
 }
 
 // Node is a running tailnet node.
@@ -50,6 +56,7 @@ type Node struct {
 	ts      *tsnet.Server
 	lc      *local.Client
 	tempDir string
+	proxy   *controlProxy // nil without Options.ControlTLS
 	once    sync.Once
 
 	primedMu sync.Mutex // guards primed
@@ -95,6 +102,14 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		ts.Ephemeral = true
 	} else if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("node state dir: %w", err)
+	}
+	if opts.ControlTLS != nil {
+		p, u, err := startControlProxy(ts.ControlURL, opts.ControlTLS, opts.Dir)
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
+		n.proxy, ts.ControlURL = p, u
 	}
 	n.ts = ts
 	if _, err := ts.Up(ctx); err != nil {
@@ -157,6 +172,9 @@ func (n *Node) Close() error {
 			case <-time.After(10 * time.Second):
 				err = errors.New("node close timed out")
 			}
+		}
+		if n.proxy != nil {
+			n.proxy.Close()
 		}
 		if n.tempDir != "" {
 			os.RemoveAll(n.tempDir)

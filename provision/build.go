@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/terraform-exec/tfexec"
 
+	"github.com/devmesh/devmesh/internal/certpin"
 	"github.com/devmesh/devmesh/provision/tfprovider"
 )
 
@@ -30,6 +31,10 @@ type Workspace struct {
 	Name      string
 	Owner     string // owner's username
 	AccessURL string // coordinator URL agents connect to
+	// Fingerprint pins the coordinator's self-signed certificate for the
+	// agents (DEVMESH_FINGERPRINT in terraform's environment, which
+	// agents started on the provisioner host inherit); "" for none.
+	Fingerprint string
 }
 
 // BuildRequest is one terraform run for a workspace.
@@ -132,6 +137,9 @@ func (r *Runner) runBuild(ctx context.Context, w *workdir, req BuildRequest, sin
 		tfprovider.EnvWorkspaceName:       req.Workspace.Name,
 		tfprovider.EnvWorkspaceOwner:      req.Workspace.Owner,
 		tfprovider.EnvWorkspaceTransition: string(req.Transition),
+	}
+	if req.Workspace.Fingerprint != "" {
+		extra[certpin.EnvFingerprint] = req.Workspace.Fingerprint
 	}
 	if req.RotateAgentTokens && req.Transition == TransitionStart {
 		extra[tfprovider.EnvRotateAgentTokens] = "1"

@@ -32,7 +32,8 @@ func TestLocalTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	ws := Workspace{ID: "0b5c2c8e-8a8f-4a52-bf0e-5b0c8f3f5d21", Name: "quick", Owner: "alice", AccessURL: "http://127.0.0.1:7070"}
+	ws := Workspace{ID: "0b5c2c8e-8a8f-4a52-bf0e-5b0c8f3f5d21", Name: "quick", Owner: "alice", AccessURL: "https://127.0.0.1:7070",
+		Fingerprint: strings.Repeat("ab", 32)}
 	dir := filepath.Join(root, ws.ID)
 	var state []byte
 	build := func(tr Transition) BuildResult {
@@ -60,6 +61,9 @@ func TestLocalTemplate(t *testing.T) {
 	first := waitAgent(t, dir, 0)
 	if first.Token != agent.Token || first.URL != ws.AccessURL || strings.Join(first.Args, " ") != "agent" {
 		t.Errorf("agent started with url %q, args %q, token ok: %v", first.URL, first.Args, first.Token == agent.Token)
+	}
+	if first.Fingerprint != ws.Fingerprint {
+		t.Errorf("agent started with DEVMESH_FINGERPRINT %q, want %q", first.Fingerprint, ws.Fingerprint)
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", first.PID))
 	if err != nil || bytes.Contains(cmdline, []byte(agent.Token)) {

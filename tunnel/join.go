@@ -39,6 +39,7 @@ func Join(ctx context.Context, api *client.Client, opts JoinOptions) (*node.Node
 		Hostname:   opts.Hostname,
 		Ephemeral:  true,
 		Logger:     opts.Logger,
+		ControlTLS: api.TLSConfig(), // the pinned certificate, if any
 	})
 	if err != nil {
 		return nil, fmt.Errorf("join the tailnet: %w", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/devmesh/devmesh/agent"
+	"github.com/devmesh/devmesh/internal/certpin"
 )
 
 // The agent's credentials come from the environment only: a flag would
@@ -33,7 +34,10 @@ func newAgentCmd() *cobra.Command {
 serves SSH to the workspace owner's devices.
 
 It reads the coordinator's URL from DEVMESH_URL and its token from
-DEVMESH_AGENT_TOKEN (never from a flag, which would show in ps). The state
+DEVMESH_AGENT_TOKEN (never from a flag, which would show in ps). For a
+coordinator serving its self-signed certificate (--tls-self-signed), set
+DEVMESH_FINGERPRINT to the certificate's SHA-256 fingerprint, which
+` + "`devmesh server`" + ` prints: the agent then accepts only that certificate. The state
 directory keeps the SSH host key and the tailnet node's keys, so a restart
 keeps the same host key and address.
 
@@ -68,6 +72,7 @@ acceptance across restarts.`,
 			a, err := agent.New(agent.Options{
 				URL:                url,
 				Token:              token,
+				Fingerprint:        os.Getenv(certpin.EnvFingerprint),
 				StateDir:           stateDir,
 				Logger:             slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
 				TokenRejectedGrace: grace,

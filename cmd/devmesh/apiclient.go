@@ -23,7 +23,7 @@ func newAPIClient() (*client.Client, cliconfig.Credentials, error) {
 	if err != nil {
 		return nil, cliconfig.Credentials{}, err
 	}
-	c, err := client.New(creds.URL, creds.Token)
+	c, err := client.New(creds.URL, creds.Token, client.WithFingerprint(creds.Fingerprint))
 	if err != nil {
 		return nil, cliconfig.Credentials{}, err
 	}

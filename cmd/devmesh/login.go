@@ -8,12 +8,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/devmesh/devmesh/coordinator/client"
+	"github.com/devmesh/devmesh/internal/certpin"
 	"github.com/devmesh/devmesh/internal/cliconfig"
 )
 
 type loginOptions struct {
 	username      string
 	passwordStdin bool
+	fingerprint   string
 }
 
 func newLoginCmd() *cobra.Command {
@@ -25,7 +27,13 @@ func newLoginCmd() *cobra.Command {
 directory ($DEVMESH_CONFIG_DIR, default ~/.config/devmesh).
 
 If the coordinator has no users yet, this creates the first account, an
-admin, with the given username and password. URL defaults to $DEVMESH_URL.`,
+admin, with the given username and password. URL defaults to $DEVMESH_URL.
+
+For a coordinator serving its self-signed certificate (devmesh server
+--tls-self-signed), give the certificate's SHA-256 fingerprint, which the
+server printed, with --fingerprint; on a terminal, login shows the
+fingerprint and asks instead. The pin is stored with the session, and every
+later command accepts only that certificate.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			url := os.Getenv(cliconfig.EnvURL)
@@ -40,6 +48,7 @@ admin, with the given username and password. URL defaults to $DEVMESH_URL.`,
 	}
 	cmd.Flags().StringVarP(&o.username, "username", "u", "", "your username")
 	cmd.Flags().BoolVar(&o.passwordStdin, "password-stdin", false, "read the password from stdin instead of prompting")
+	cmd.Flags().StringVar(&o.fingerprint, "fingerprint", "", "SHA-256 fingerprint of the coordinator's self-signed certificate, to pin (default $"+certpin.EnvFingerprint+")")
 	cmd.MarkFlagRequired("username")
 	return cmd
 }
@@ -53,13 +62,33 @@ func runLogin(cmd *cobra.Command, url string, o loginOptions) error {
 	if err != nil {
 		return err
 	}
-	anon, err := client.New(url, "")
+	fp := o.fingerprint
+	if fp == "" {
+		fp = os.Getenv(certpin.EnvFingerprint)
+	}
+	anon, err := client.New(url, "", client.WithFingerprint(fp))
 	if err != nil {
 		return err
 	}
 	info, err := anon.BuildInfo(ctx)
+	var untrusted *client.UntrustedError
+	if errors.As(err, &untrusted) && fp == "" {
+		if fp, err = confirmPin(cmd, untrusted); err != nil {
+			return err
+		}
+		if anon, err = client.New(url, "", client.WithFingerprint(fp)); err != nil {
+			return err
+		}
+		info, err = anon.BuildInfo(ctx)
+	}
 	if err != nil {
+		if client.IsTransportExplained(err) {
+			return err
+		}
 		return fmt.Errorf("reach the coordinator at %s: %w", anon.URL(), err)
+	}
+	if anon.URL().Scheme == "http" && !isLoopbackHost(anon.URL().Hostname()) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: %s is plain HTTP: your password and session token cross the network unencrypted. Ask for HTTPS (devmesh server --tls-self-signed).\n", anon.URL())
 	}
 	stderr := cmd.ErrOrStderr()
 	var sess client.Session
@@ -87,7 +116,7 @@ func runLogin(cmd *cobra.Command, url string, o loginOptions) error {
 			return err
 		}
 	}
-	creds := cliconfig.Credentials{URL: anon.URL().String(), Token: sess.Token, Username: sess.User.Username}
+	creds := cliconfig.Credentials{URL: anon.URL().String(), Token: sess.Token, Username: sess.User.Username, Fingerprint: anon.Fingerprint()}
 	if err := cliconfig.Save(dir, creds); err != nil {
 		return err
 	}

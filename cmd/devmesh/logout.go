@@ -29,7 +29,7 @@ func newLogoutCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := client.New(creds.URL, creds.Token)
+			c, err := client.New(creds.URL, creds.Token, client.WithFingerprint(creds.Fingerprint))
 			if err != nil {
 				return err
 			}

@@ -3,14 +3,19 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/devmesh/devmesh/coordinator"
 	"github.com/devmesh/devmesh/coordinator/api"
+	"github.com/devmesh/devmesh/coordinator/client"
 	"github.com/devmesh/devmesh/coordinator/control"
 )
 
@@ -21,6 +26,7 @@ type serverOptions struct {
 	stunListen       string
 	disableSTUN      bool
 	tlsCert, tlsKey  string
+	tlsSelfSigned    bool
 	nodeKeyExpiry    time.Duration
 	ephemeralTimeout time.Duration
 	adminsReachAll   bool
@@ -56,10 +62,11 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "directory for the SQLite database and server keys")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "TCP address for HTTP, the API, the control plane and DERP over TLS")
 	f.StringVar(&o.accessURL, "access-url", "", "URL clients use to reach this server (default http://<listen>)")
-	f.StringVar(&o.stunListen, "stun-listen", ":3478", "UDP address for STUN")
+	f.StringVar(&o.stunListen, "stun-listen", "", "UDP address for STUN (default: the --listen host, port 3478)")
 	f.BoolVar(&o.disableSTUN, "disable-stun", false, "do not serve STUN (nodes then find direct paths less often)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (default: a persisted self-signed certificate, pinned for clients)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS key file for --tls-cert")
+	f.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "serve the API over HTTPS with the persisted self-signed certificate; clients pin its fingerprint at login (--access-url defaults to https://<listen>)")
 	f.DurationVar(&o.nodeKeyExpiry, "node-key-expiry", 180*24*time.Hour, "how long a device stays logged in (0: never expires)")
 	f.DurationVar(&o.ephemeralTimeout, "ephemeral-timeout", 30*time.Second, "how long an ephemeral node may stay disconnected before it is deleted")
 	f.BoolVar(&o.adminsReachAll, "admins-reach-all", false, "let admins' devices reach every workspace agent")
@@ -85,18 +92,33 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}
+	if o.tlsSelfSigned && o.tlsCert != "" {
+		return fmt.Errorf("--tls-self-signed and --tls-cert exclude each other")
+	}
+	if o.tlsSelfSigned && strings.HasPrefix(o.accessURL, "http://") {
+		return fmt.Errorf("--tls-self-signed serves HTTPS: give an https:// --access-url")
+	}
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	stun := o.stunListen
+	if stun == "" {
+		stun = defaultSTUNListen(o.listen)
+	}
+	if o.accessURL != "" {
+		if _, err := client.ParseURL(o.accessURL); err != nil {
+			return fmt.Errorf("--access-url: %w", err)
+		}
+	}
 	if o.disableSTUN {
 		stun = ""
 	}
-	srv, err := coordinator.New(cmd.Context(), coordinator.Config{
+	srv, err := coordinator.New(coordinator.Config{
 		DataDir:        o.dataDir,
 		Listen:         o.listen,
 		AccessURL:      o.accessURL,
 		STUNListen:     stun,
 		TLSCertFile:    o.tlsCert,
 		TLSKeyFile:     o.tlsKey,
+		TLSSelfSigned:  o.tlsSelfSigned,
 		Logger:         log,
 		Policy:         control.Policy{AdminsReachAll: o.adminsReachAll},
 		NodeKeyExpiry:  o.nodeKeyExpiry,
@@ -113,8 +135,15 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := srv.Start(cmd.Context()); err != nil {
+		return err
+	}
 	defer srv.Close()
-	srv.Serve()
+	stderr := cmd.ErrOrStderr()
+	if w := plainHTTPWarning(srv.URL()); w != "" {
+		log.Warn("the access URL is plain HTTP on a non-loopback host", "access_url", srv.URL())
+		fmt.Fprint(stderr, w)
+	}
 	abs, _ := filepath.Abs(o.dataDir)
 	stunMsg := "disabled"
 	if p := srv.DERPMap().Regions[900].Nodes[0].STUNPort; p > 0 {
@@ -127,20 +156,82 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
   access URL: %s
   data dir:   %s
   relay:      DERP over TLS on the same port; STUN %s
-
+`, srv.URL(), abs, stunMsg)
+	login := "devmesh login " + srv.URL() + " --username admin"
+	if strings.HasPrefix(srv.URL(), "https://") && o.tlsCert == "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "  TLS:        self-signed certificate, SHA-256 fingerprint\n              %s\n", srv.Fingerprint())
+		login += " --fingerprint " + srv.Fingerprint()
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), `
 Next, in another shell:
-  devmesh login %s --username admin      # the first login creates the admin
-`, srv.URL(), abs, stunMsg, srv.URL())
+  %s      # the first login creates the admin
+`, login)
 	if !o.disableProvisioning {
 		fmt.Fprint(cmd.ErrOrStderr(), `  devmesh templates push local -d examples/templates/local   # from the repository's root
   devmesh create dev --template local
   devmesh ssh dev
 `)
 	}
+	tsLogin, tsNote := srv.URL(), ""
+	if srv.Fingerprint() != "" && strings.HasPrefix(tsLogin, "https://") {
+		// tailscale cannot pin a certificate; the Noise protocol runs
+		// over plain HTTP on the same port (see docs/security.md).
+		tsLogin, tsNote = "http://"+strings.TrimPrefix(tsLogin, "https://"), "   # see docs/security.md"
+	}
 	fmt.Fprintf(cmd.ErrOrStderr(), `  devmesh authkeys create                  # a key for a Tailscale client
-  tailscale up --login-server %s --authkey <key>
-`, srv.URL())
-	<-cmd.Context().Done()
-	fmt.Fprintln(cmd.ErrOrStderr(), "shutting down")
+  tailscale up --login-server %s --authkey <key>%s
+`, tsLogin, tsNote)
+	// Run returns at the signal (nil) or when the port fails for good:
+	// exit non-zero rather than run on deaf.
+	err = srv.Run(cmd.Context())
+	if cmd.Context().Err() != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), "shutting down")
+	}
+	if err != nil {
+		return fmt.Errorf("server stopped: %w", err)
+	}
 	return nil
+}
+
+// defaultSTUNPort is STUN's well-known UDP port.
+const defaultSTUNPort = "3478"
+
+// defaultSTUNListen is STUN's address when --stun-listen is not given: the
+// --listen host (so a loopback coordinator does not answer STUN on every
+// interface) on port 3478.
+func defaultSTUNListen(listen string) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		host = ""
+	}
+	return net.JoinHostPort(host, defaultSTUNPort)
+}
+
+// plainHTTPWarning returns a loud warning when the access URL is plain
+// HTTP on a host other than loopback: passwords, session and agent tokens
+// would cross the network in clear text.
+func plainHTTPWarning(accessURL string) string {
+	u, err := url.Parse(accessURL)
+	if err != nil || u.Scheme != "http" || isLoopbackHost(u.Hostname()) {
+		return ""
+	}
+	return fmt.Sprintf(`
+################################################################################
+WARNING: the access URL %s is plain HTTP on a non-loopback host.
+Passwords, session tokens and agent tokens will cross the network
+unencrypted, readable and replayable by anyone on the path.
+Serve HTTPS: restart with --tls-self-signed (clients pin the certificate's
+fingerprint at login) or with --tls-cert/--tls-key, and an https:// --access-url.
+################################################################################
+
+`, accessURL)
+}
+
+// isLoopbackHost reports whether host is localhost or a loopback address.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -59,7 +59,7 @@ the agent on that machine:
 				return err
 			}
 			if created.Build == nil {
-				return printCreated(cmd.OutOrStdout(), cmd.ErrOrStderr(), creds.URL, created)
+				return printCreated(cmd.OutOrStdout(), cmd.ErrOrStderr(), agentEnv(creds), created)
 			}
 			ws := created.Workspace
 			fmt.Fprintf(cmd.ErrOrStderr(), "Created workspace %s from template %s (version %d).\n", ws.Name, ws.Template, ws.TemplateVersion)
@@ -109,7 +109,7 @@ func (o createOptions) request(name string) (client.CreateWorkspaceRequest, erro
 
 // printCreated reports a new workspace; an agent token goes alone on the
 // last line of stdout, the only time it is shown.
-func printCreated(stdout, stderr io.Writer, url string, created client.CreatedWorkspace) error {
+func printCreated(stdout, stderr io.Writer, env string, created client.CreatedWorkspace) error {
 	ws := created.Workspace
 	if created.AgentToken == "" {
 		_, err := fmt.Fprintf(stdout, "Created workspace %s.\n", ws.Name)
@@ -117,7 +117,7 @@ func printCreated(stdout, stderr io.Writer, url string, created client.CreatedWo
 	}
 	fmt.Fprintf(stderr, "Created workspace %s (external) with agent %s.\n", ws.Name, agentNames(ws))
 	fmt.Fprintf(stderr, "Start the agent on the workspace's machine with the agent token printed below (shown only now):\n\n")
-	fmt.Fprintf(stderr, "  DEVMESH_URL=%s DEVMESH_AGENT_TOKEN=<token> devmesh agent\n\n", url)
+	fmt.Fprintf(stderr, "  %s DEVMESH_AGENT_TOKEN=<token> devmesh agent\n\n", env)
 	_, err := fmt.Fprintln(stdout, created.AgentToken)
 	return err
 }

@@ -38,6 +38,9 @@ type Options struct {
 	// AccessURL is the coordinator URL agents connect to (DEVMESH_URL in
 	// templates). Required.
 	AccessURL string
+	// Fingerprint pins the coordinator's self-signed certificate for
+	// agents (see provision.Workspace); "" for none.
+	Fingerprint string
 	// Workers is how many builds run at once. Default DefaultWorkers.
 	Workers int
 	// RemoveAgentNodes removes the tailnet nodes of an agent that a build

@@ -153,7 +153,7 @@ func (q *Queue) execute(ctx context.Context, b store.Build, logs *buildLog) (job
 		Transition:        provision.Transition(b.Transition),
 		State:             j.state,
 		Variables:         j.vars,
-		Workspace:         provision.Workspace{ID: j.ws.UUID, Name: j.ws.Name, Owner: j.owner.Username, AccessURL: q.opts.AccessURL},
+		Workspace:         provision.Workspace{ID: j.ws.UUID, Name: j.ws.Name, Owner: j.owner.Username, AccessURL: q.opts.AccessURL, Fingerprint: q.opts.Fingerprint},
 		RotateAgentTokens: j.rotate,
 		Log:               logs.add,
 	})

@@ -32,6 +32,7 @@ type Client struct {
 	token  string
 	http   *http.Client
 	header http.Header
+	pin    string // pinned certificate fingerprint, or ""
 }
 
 // Option configures a Client.
@@ -60,6 +61,9 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	if err := c.applyPin(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -67,7 +71,11 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 // The path is kept (a coordinator may sit under a prefix); a trailing
 // slash is dropped.
 func ParseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
+	raw = strings.TrimSpace(raw)
+	if raw != "" && !strings.Contains(raw, "://") {
+		return nil, fmt.Errorf("coordinator URL %q has no scheme: use https://%s if the server serves HTTPS (--tls-self-signed or --tls-cert), else http://%s", raw, raw, raw)
+	}
+	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator URL %q: %w", raw, err)
 	}
@@ -113,7 +121,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if ctx.Err() != nil {
 			return err
 		}
-		return unreachable(c.base, err)
+		return c.explain(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {

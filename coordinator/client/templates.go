@@ -150,7 +150,7 @@ func (c *Client) sendWith(ctx context.Context, hc *http.Client, method, path, co
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, c.explain(err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer resp.Body.Close()

@@ -70,9 +70,10 @@ func (c *Coordinator) start(t testing.TB) {
 	t.Helper()
 	var err error
 	for attempt := 0; attempt < 50; attempt++ {
-		c.Server, err = coordinator.New(context.Background(), c.cfg)
-		if err == nil {
-			c.Serve()
+		if c.Server, err = coordinator.New(c.cfg); err != nil {
+			t.Fatalf("coordinator config: %v", err)
+		}
+		if err = c.Start(context.Background()); err == nil {
 			return
 		}
 		time.Sleep(100 * time.Millisecond) // port still held after a restart

@@ -40,19 +40,25 @@ type Options struct {
 
 // Relay is an embedded DERP server plus STUN.
 type Relay struct {
-	opts  Options
-	derp  *derpserver.Server
-	stun  *stunserver.STUNServer
-	stun2 *stunserver.STUNServer // on STUNAddr2, or nil
-	admit net.Listener           // loopback listener for DERP admission checks
+	opts Options
+	derp *derpserver.Server
 
-	closeOnce sync.Once
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// mu guards the fields set by Start and read by Close and STUNPort.
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	stun    *stunserver.STUNServer
+	stun2   *stunserver.STUNServer // on STUNAddr2, or nil
+	admit   net.Listener           // loopback listener for DERP admission checks
+	admSrv  *http.Server
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	errs    []error // what the serving goroutines reported
+	errsMu  sync.Mutex
 }
 
-// New starts the relay's STUN socket and its internal admission endpoint.
-// Serve DERP by mounting Handler on a TLS listener.
+// New validates opts and prepares the relay. It binds no socket and
+// starts no goroutine: Start does.
 func New(opts Options) (*Relay, error) {
 	if opts.PrivateKey.IsZero() || opts.Admit == nil {
 		return nil, errors.New("relay: PrivateKey and Admit are required")
@@ -60,17 +66,41 @@ func New(opts Options) (*Relay, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &Relay{opts: opts, cancel: cancel}
+	for _, a := range []string{opts.STUNAddr, opts.STUNAddr2} {
+		if a == "" {
+			continue
+		}
+		if _, err := net.ResolveUDPAddr("udp", a); err != nil {
+			return nil, fmt.Errorf("relay: STUN address %q: %w", a, err)
+		}
+	}
 	logf := func(format string, args ...any) { opts.Logger.Debug(fmt.Sprintf(format, args...)) }
-	r.derp = derpserver.New(opts.PrivateKey, logf)
+	return &Relay{opts: opts, derp: derpserver.New(opts.PrivateKey, logf)}, nil
+}
 
+// Start binds the STUN socket and the loopback admission endpoint that
+// DERP asks about each client, and serves both until Close. Serve DERP
+// itself by mounting Handler on a TLS listener. On error nothing is left
+// bound.
+func (r *Relay) Start(ctx context.Context) (err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started || r.closed {
+		return errors.New("relay: already started or closed")
+	}
+	r.started = true
+	ctx, cancel := context.WithCancel(ctx)
+	r.cancel = cancel
+	defer func() {
+		if err != nil {
+			r.stopLocked()
+		}
+	}()
 	// derpserver asks an HTTP URL whether a client may connect. Serve
 	// that on loopback, behind an unguessable path.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("relay admission listener: %w", err)
+		return fmt.Errorf("relay admission listener: %w", err)
 	}
 	r.admit = ln
 	var tok [16]byte
@@ -79,39 +109,42 @@ func New(opts Options) (*Relay, error) {
 	r.derp.SetVerifyClientURL("http://" + ln.Addr().String() + path)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+path, r.serveAdmit)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	r.admSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		srv.Serve(ln)
+		if err := r.admSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.report(fmt.Errorf("relay admission endpoint: %w", err))
+		}
 	}()
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		<-ctx.Done()
-		srv.Close()
-	}()
-
 	for _, st := range []struct {
 		addr string
 		srv  **stunserver.STUNServer
-	}{{opts.STUNAddr, &r.stun}, {opts.STUNAddr2, &r.stun2}} {
+	}{{r.opts.STUNAddr, &r.stun}, {r.opts.STUNAddr2, &r.stun2}} {
 		if st.addr == "" {
 			continue
 		}
 		srv := stunserver.New(ctx)
 		if err := srv.Listen(st.addr); err != nil {
-			r.Close()
-			return nil, fmt.Errorf("stun listen %s: %w", st.addr, err)
+			return fmt.Errorf("stun listen %s: %w", st.addr, err)
 		}
 		*st.srv = srv
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			srv.Serve()
+			if err := srv.Serve(); err != nil {
+				r.report(fmt.Errorf("stun: %w", err))
+			}
 		}()
 	}
-	return r, nil
+	return nil
+}
+
+func (r *Relay) report(err error) {
+	r.opts.Logger.Error("relay stopped serving", "err", err)
+	r.errsMu.Lock()
+	defer r.errsMu.Unlock()
+	r.errs = append(r.errs, err)
 }
 
 func (r *Relay) serveAdmit(w http.ResponseWriter, req *http.Request) {
@@ -127,8 +160,11 @@ func (r *Relay) serveAdmit(w http.ResponseWriter, req *http.Request) {
 	json.NewEncoder(w).Encode(tailcfg.DERPAdmitClientResponse{Allow: allow})
 }
 
-// STUNPort returns the bound STUN UDP port, or -1 when STUN is disabled.
+// STUNPort returns the bound STUN UDP port, or -1 when STUN is disabled
+// or the relay is not started.
 func (r *Relay) STUNPort() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.stun == nil {
 		return -1
 	}
@@ -137,6 +173,8 @@ func (r *Relay) STUNPort() int {
 
 // STUNPort2 returns the bound port of the second STUN address, or -1.
 func (r *Relay) STUNPort2() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.stun2 == nil {
 		return -1
 	}
@@ -154,14 +192,31 @@ func (r *Relay) Handler() http.Handler {
 	return mux
 }
 
-// Close stops STUN, the admission endpoint and the DERP server. It is
+// Close stops STUN, the admission endpoint and the DERP server, waits for
+// their goroutines, and returns what went wrong while serving. It is
 // idempotent.
 func (r *Relay) Close() error {
-	r.closeOnce.Do(func() {
-		r.cancel()
-		r.admit.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		r.closed = true
+		r.stopLocked()
 		r.derp.Close()
-		r.wg.Wait()
-	})
-	return nil
+	}
+	r.errsMu.Lock()
+	defer r.errsMu.Unlock()
+	return errors.Join(r.errs...)
+}
+
+// stopLocked stops what Start started. r.mu is held.
+func (r *Relay) stopLocked() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	if r.admSrv != nil {
+		r.admSrv.Close()
+	} else if r.admit != nil {
+		r.admit.Close()
+	}
+	r.wg.Wait()
 }

@@ -27,3 +27,20 @@ func (s *Store) GetOrCreateSecret(ctx context.Context, name string, gen func() (
 	})
 	return value, err
 }
+
+// ReplaceSecrets sets the named server secrets to new values, all in one
+// transaction (the self-signed certificate and its key, when the
+// certificate no longer covers the access URL's host).
+func (s *Store) ReplaceSecrets(ctx context.Context, values map[string]string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for name, value := range values {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM server_secrets WHERE name = ?`, name); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO server_secrets (name, value) VALUES (?, ?)`, name, value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

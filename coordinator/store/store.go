@@ -35,10 +35,12 @@ type Store struct {
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path, in WAL
-// mode, and applies pending migrations.
+// mode, and applies pending migrations. The database holds the server's
+// private keys and Terraform state: its directory is made 0700 and its
+// files 0600 (see restrictFiles).
 func OpenSQLite(ctx context.Context, path string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := restrictFiles(path); err != nil {
+		return nil, err
 	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
@@ -54,11 +56,43 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("restrict database file mode: %w", err)
-	}
 	return s, nil
+}
+
+// restrictFiles makes the database's directory 0700, even when it already
+// exists, and creates the database file 0600 before SQLite opens it.
+// SQLite creates the -wal and -shm files with the database file's mode,
+// so they are 0600 from their first moment too (SQLite's default is 0644,
+// and a chmod after opening came too late for them). Files left 0644 by
+// an older version are restricted before they are opened.
+func restrictFiles(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("restrict data dir: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create database file: %w", err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("database file: %w", err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return fmt.Errorf("restrict database file mode: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes the database.

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/devmesh/devmesh/internal/certpin"
 )
 
 // Environment variables.
@@ -19,7 +21,8 @@ const (
 	EnvDir = "DEVMESH_CONFIG_DIR"
 	// EnvToken, if set, replaces the stored token (an API token for
 	// scripts and CI). EnvURL then names the coordinator; otherwise the
-	// stored URL is used.
+	// stored URL is used. certpin.EnvFingerprint (DEVMESH_FINGERPRINT)
+	// then pins its certificate.
 	EnvToken = "DEVMESH_TOKEN"
 	EnvURL   = "DEVMESH_URL"
 )
@@ -35,6 +38,9 @@ type Credentials struct {
 	URL      string `json:"url"`
 	Token    string `json:"token"`
 	Username string `json:"username,omitempty"` // for display only
+	// Fingerprint pins the coordinator's self-signed TLS certificate
+	// (SHA-256, hex), accepted at login; "" trusts the system's roots.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // Dir returns the configuration directory: $DEVMESH_CONFIG_DIR, else
@@ -94,8 +100,12 @@ func Resolve(dir string) (Credentials, error) {
 			return Credentials{}, err
 		}
 		c.Token, c.Username = tok, ""
-		if u := os.Getenv(EnvURL); u != "" {
-			c.URL = u
+		if u := os.Getenv(EnvURL); u != "" && u != c.URL {
+			// A stored pin belongs to the stored URL only.
+			c.URL, c.Fingerprint = u, ""
+		}
+		if fp := os.Getenv(certpin.EnvFingerprint); fp != "" {
+			c.Fingerprint = fp
 		}
 		if c.URL == "" {
 			return Credentials{}, fmt.Errorf("%s is set but no coordinator URL: set %s too", EnvToken, EnvURL)

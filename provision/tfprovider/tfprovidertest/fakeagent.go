@@ -20,6 +20,9 @@ type FakeAgentReport struct {
 	Args  []string `json:"args"`
 	URL   string   `json:"url"`
 	Token string   `json:"token"`
+	// Fingerprint is DEVMESH_FINGERPRINT, the coordinator's pinned
+	// certificate.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // RunFakeAgent stands in for `devmesh agent` in the example templates: it
@@ -29,7 +32,8 @@ type FakeAgentReport struct {
 func RunFakeAgent() int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	r := FakeAgentReport{PID: os.Getpid(), Args: os.Args[1:], URL: os.Getenv("DEVMESH_URL"), Token: os.Getenv("DEVMESH_AGENT_TOKEN")}
+	r := FakeAgentReport{PID: os.Getpid(), Args: os.Args[1:], URL: os.Getenv("DEVMESH_URL"), Token: os.Getenv("DEVMESH_AGENT_TOKEN"),
+		Fingerprint: os.Getenv("DEVMESH_FINGERPRINT")}
 	b, _ := json.Marshal(r)
 	tmp := filepath.Join(".", "agent.json.tmp")
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
