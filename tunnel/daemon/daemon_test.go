@@ -199,6 +199,21 @@ func TestDaemon(t *testing.T) {
 			}
 		}
 	})
+	t.Run("CoordinatorRestart", func(t *testing.T) {
+		// The daemon reconnects by itself: a peer that joins after the
+		// restart reaches it through the new control session.
+		w.c.Restart(t)
+		after := tunneltest.StartAgent(t, w.c, w.c.AgentAuthKey(t, w.alice, 3))
+		dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer dcancel()
+		start := time.Now()
+		conn, err := r.client.Dial(dctx, "tcp", netAddr(after.Addr, tunnel.SSHPort))
+		if err != nil {
+			t.Fatalf("an agent that joined after the coordinator restarted: %v", err)
+		}
+		conn.Close()
+		t.Logf("reachable %v after it joined", time.Since(start).Round(time.Millisecond))
+	})
 	t.Run("AlreadyRunning", func(t *testing.T) {
 		d, _ := daemon.New(daemon.Options{ControlURL: w.c.URL(), StateDir: stateDir, SocketPath: sock + "2",
 			AuthKey: func(context.Context) (string, error) { return "", errors.New("not needed") }})
