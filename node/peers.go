@@ -7,10 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
-	"tailscale.com/ipn/ipnstate"
 	"tailscale.com/net/tsaddr"
 )
 
@@ -38,7 +36,7 @@ func (n *Node) resolvePeer(ctx context.Context, addr string) (netip.AddrPort, er
 		if err != nil {
 			return netip.AddrPort{}, err
 		}
-		if found, ok := findPeer(st, host, ip); ok {
+		if found, ok := FindPeer(Peers(st), host); ok {
 			return netip.AddrPortFrom(found, uint16(port)), nil
 		}
 		select {
@@ -47,27 +45,6 @@ func (n *Node) resolvePeer(ctx context.Context, addr string) (netip.AddrPort, er
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// findPeer looks a peer up by address, MagicDNS name, or host name.
-func findPeer(st *ipnstate.Status, host string, ip netip.Addr) (netip.Addr, bool) {
-	name := strings.TrimSuffix(strings.ToLower(host), ".")
-	for _, p := range st.Peer {
-		for _, a := range p.TailscaleIPs {
-			if ip.IsValid() && a == ip {
-				return a, true
-			}
-		}
-		if ip.IsValid() || len(p.TailscaleIPs) == 0 {
-			continue
-		}
-		dns := strings.TrimSuffix(strings.ToLower(p.DNSName), ".")
-		first, _, _ := strings.Cut(dns, ".")
-		if name == dns || name == first || name == strings.ToLower(p.HostName) {
-			return p.TailscaleIPs[0], true
-		}
-	}
-	return netip.Addr{}, false
 }
 
 // primeBudget bounds how long the first Dial to a peer waits for the

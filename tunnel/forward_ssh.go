@@ -21,7 +21,7 @@ import (
 // serves agents that predate the first, which serve nothing but SSH and
 // the speedtest on their tailnet address.
 type FallbackDialer struct {
-	Node     *node.Node
+	Node     Tailnet  // an in-process node or the daemon
 	Endpoint Endpoint // HostKey needed for the fallback
 	Logger   *slog.Logger
 

@@ -63,7 +63,7 @@ type PingSummary struct {
 // Ping sends disco pings to ip over n (the pings that also set up a
 // direct path) and calls onReply for each, then sums up. It stops early,
 // without error, when ctx ends.
-func Ping(ctx context.Context, n *node.Node, ip netip.Addr, opts PingOptions, onReply func(PingReply)) PingSummary {
+func Ping(ctx context.Context, n Tailnet, ip netip.Addr, opts PingOptions, onReply func(PingReply)) PingSummary {
 	if opts.Interval <= 0 {
 		opts.Interval = time.Second
 	}
@@ -127,7 +127,7 @@ const (
 
 // pingOnce pings ip until a reply comes or timeout passes; the latency is
 // that of the ping answered.
-func pingOnce(ctx context.Context, n *node.Node, ip netip.Addr, timeout time.Duration) (node.PingResult, error) {
+func pingOnce(ctx context.Context, n Tailnet, ip netip.Addr, timeout time.Duration) (node.PingResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for wait := pingFirstAttempt; ; wait = min(2*wait, pingMaxAttempt) {

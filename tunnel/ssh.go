@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-
-	"github.com/devmesh/devmesh/node"
 )
 
 // SSHPort is where agents serve SSH on their tailnet address.
@@ -45,9 +43,10 @@ type SSHOptions struct {
 	KeepAlive time.Duration
 }
 
-// DialSSH connects to ep's SSH server over n and completes the SSH
-// handshake, accepting only ep.HostKey (never trust on first use).
-func DialSSH(ctx context.Context, n *node.Node, ep Endpoint, opts SSHOptions) (*ssh.Client, error) {
+// DialSSH connects to ep's SSH server over n (a node or the daemon) and
+// completes the SSH handshake, accepting only ep.HostKey (never trust on
+// first use).
+func DialSSH(ctx context.Context, n Tailnet, ep Endpoint, opts SSHOptions) (*ssh.Client, error) {
 	if ep.HostKey == nil {
 		return nil, &UnavailableError{Target: ep.Target, Status: statusNoHostKey, Now: time.Now()}
 	}

@@ -36,6 +36,12 @@ func cliEnv(t *testing.T) string {
 	}
 	dir := filepath.Join(t.TempDir(), "config")
 	t.Setenv(cliconfig.EnvDir, dir)
+	// Never reach a daemon of the machine's user: each test says
+	// whether it runs one.
+	t.Setenv("DEVMESH_NO_DAEMON", "")
+	os.Unsetenv("DEVMESH_NO_DAEMON")
+	t.Setenv("DEVMESH_STATE_DIR", filepath.Join(filepath.Dir(dir), "state"))
+	t.Setenv("DEVMESH_DAEMON_SOCKET", filepath.Join(filepath.Dir(dir), "no-daemon.sock"))
 	return dir
 }
 

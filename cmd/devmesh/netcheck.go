@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/devmesh/devmesh/coordinator/client"
 	"github.com/devmesh/devmesh/node"
 	"github.com/devmesh/devmesh/tunnel"
 )
@@ -40,7 +43,7 @@ func runNetcheck(cmd *cobra.Command, o netcheckOptions) error {
 	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	api, _, err := newAPIClient()
+	api, creds, err := newAPIClient()
 	if err != nil {
 		return err
 	}
@@ -48,27 +51,42 @@ func runNetcheck(cmd *cobra.Command, o netcheckOptions) error {
 	stderr := cmd.ErrOrStderr()
 	prog := newProgress(stderr, o.verbose)
 	defer prog.stop()
-	// The relay map comes with a node's netmap: join briefly to get it.
-	prog.step("Getting the relay map from the coordinator")
-	n, err := tunnel.Join(ctx, api, tunnel.JoinOptions{Logger: o.logger(stderr)})
-	if err != nil {
-		return err
-	}
-	dm, err := n.DERPMap(ctx)
-	tunnel.Leave(n)
-	if err != nil {
-		return fmt.Errorf("get the relay map: %w", err)
-	}
-	prog.step("Probing the network")
-	r, err := node.Netcheck(ctx, dm, o.logger(stderr))
-	if err != nil {
-		return err
+	var r *node.NetReport
+	if dc, why := daemonFor(ctx, creds, o.tunnelFlags); dc != nil {
+		defer dc.Close()
+		prog.note(fmt.Sprintf("Using the devmesh daemon (%s)", dc.SocketPath()))
+		prog.step("Probing the network (from the daemon)")
+		if r, err = dc.Netcheck(ctx); err != nil {
+			return err
+		}
+	} else {
+		prog.note(fmt.Sprintf("Not using the daemon (%s): starting an in-process node", why))
+		if r, err = netcheckInProcess(ctx, api, prog, o.logger(stderr)); err != nil {
+			return err
+		}
 	}
 	prog.done("Done")
 	if o.output == outputJSON {
 		return writeJSONOutput(cmd.OutOrStdout(), r)
 	}
 	return printNetReport(cmd.OutOrStdout(), r)
+}
+
+// netcheckInProcess joins briefly for the relay map (it comes with a
+// node's netmap), then probes.
+func netcheckInProcess(ctx context.Context, api *client.Client, prog *progress, log *slog.Logger) (*node.NetReport, error) {
+	prog.step("Getting the relay map from the coordinator")
+	n, err := tunnel.Join(ctx, api, tunnel.JoinOptions{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	dm, err := n.DERPMap(ctx)
+	tunnel.Leave(n)
+	if err != nil {
+		return nil, fmt.Errorf("get the relay map: %w", err)
+	}
+	prog.step("Probing the network")
+	return node.Netcheck(ctx, dm, log)
 }
 
 func printNetReport(w io.Writer, r *node.NetReport) error {

@@ -75,7 +75,7 @@ func runPing(cmd *cobra.Command, targetArg string, o pingOptions) error {
 	tc.prog.done("Joined the tailnet")
 	out := cmd.OutOrStdout()
 	rep := pingReport{Workspace: tc.ep.Target.Workspace, Agent: tc.ep.Target.Agent, Address: tc.ep.Addr.String()}
-	rep.Summary = tunnel.Ping(ctx, tc.node, tc.ep.Addr,
+	rep.Summary = tunnel.Ping(ctx, tc.tailnet, tc.ep.Addr,
 		tunnel.PingOptions{Count: o.count, Interval: o.interval, Timeout: o.timeout},
 		func(r tunnel.PingReply) {
 			rep.Replies = append(rep.Replies, r)
@@ -84,7 +84,7 @@ func runPing(cmd *cobra.Command, targetArg string, o pingOptions) error {
 			}
 		})
 	if rep.Summary.Received > 0 && !rep.Summary.Direct {
-		rep.Hints = tunnel.RelayHints(netcheckFrom(ctx, tc.node, o.logger(cmd.ErrOrStderr())))
+		rep.Hints = tunnel.RelayHints(tc.netcheck(ctx, o.logger(cmd.ErrOrStderr())))
 	}
 	if o.output == outputJSON {
 		return writeJSONOutput(out, rep)

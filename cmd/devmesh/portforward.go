@@ -88,9 +88,9 @@ func runPortForward(cmd *cobra.Command, targetArg string, o portForwardOptions) 
 		return err
 	}
 	defer tc.Close()
-	tc.node.WaitReachable(ctx, tc.ep.Addr)
+	tc.tailnet.WaitReachable(ctx, tc.ep.Addr)
 	tc.prog.done("Connected")
-	d := &tunnel.FallbackDialer{Node: tc.node, Endpoint: tc.ep, Logger: o.logger(cmd.ErrOrStderr())}
+	d := &tunnel.FallbackDialer{Node: tc.tailnet, Endpoint: tc.ep, Logger: o.logger(cmd.ErrOrStderr())}
 	defer d.Close()
 	for i, s := range specs {
 		fmt.Fprintf(cmd.OutOrStdout(), "Forwarding %s %s -> %s:%d\n", s.Network, fw.Addrs()[i], tc.ep.Target, s.RemotePort)

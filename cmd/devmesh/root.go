@@ -48,6 +48,7 @@ func newRootCmd() *cobra.Command {
 		newPingCmd(),
 		newSpeedtestCmd(),
 		newNetcheckCmd(),
+		newDaemonCmd(),
 	)
 	return root
 }

@@ -69,7 +69,7 @@ func runSpeedtest(cmd *cobra.Command, targetArg string, o speedtestOptions) erro
 	}
 	defer tc.Close()
 	dctx, cancelDial := context.WithTimeout(ctx, connectTimeout)
-	conn, err := tunnel.Dial(dctx, tc.node, "tcp", tc.ep.Addr, tunnel.SpeedtestPort)
+	conn, err := tunnel.Dial(dctx, tc.tailnet, "tcp", tc.ep.Addr, tunnel.SpeedtestPort)
 	cancelDial()
 	if node.IsRefused(err) {
 		return fmt.Errorf("agent %s of %s does not serve the speedtest (port %d): its devmesh may be too old", tc.ep.Target.Agent, tc.ep.Target.Workspace, tunnel.SpeedtestPort)
@@ -116,7 +116,7 @@ func printInterval(w io.Writer, iv tunnel.SpeedInterval) {
 func currentPath(ctx context.Context, tc *tunnelConn) string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	r := tunnel.Ping(ctx, tc.node, tc.ep.Addr, tunnel.PingOptions{Count: 1, Timeout: 2 * time.Second}, func(tunnel.PingReply) {})
+	r := tunnel.Ping(ctx, tc.tailnet, tc.ep.Addr, tunnel.PingOptions{Count: 1, Timeout: 2 * time.Second}, func(tunnel.PingReply) {})
 	if r.Received == 0 {
 		return ""
 	}

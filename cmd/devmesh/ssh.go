@@ -41,8 +41,8 @@ func newSSHCmd() *cobra.Command {
 a command there. The remote command's exit status becomes devmesh's; 255
 means devmesh could not run it.
 
-devmesh joins the tailnet for the duration of the command (no daemon
-needed) and verifies the workspace agent's SSH host key against the key the
+devmesh goes through the devmesh daemon when one runs, else joins the
+tailnet for the duration of the command (-v says which), and verifies the workspace agent's SSH host key against the key the
 coordinator published for it.
 
 Several COMMAND words are quoted so that they arrive as the same words; a
@@ -96,7 +96,7 @@ func runSSH(cmd *cobra.Command, targetArg string, command []string, o sshOptions
 	}
 	defer tc.Close()
 	dctx, cancelDial := context.WithTimeout(ctx, connectTimeout)
-	c, err := tunnel.DialSSH(dctx, tc.node, tc.ep, tunnel.SSHOptions{User: sshUser()})
+	c, err := tunnel.DialSSH(dctx, tc.tailnet, tc.ep, tunnel.SSHOptions{User: sshUser()})
 	cancelDial()
 	if err != nil {
 		return sshFailure(cmd, connectError(tc, err))
@@ -242,7 +242,7 @@ func runSSHStdio(cmd *cobra.Command, alias string, o sshOptions) error {
 	defer tc.Close()
 	checkKnownHost(stderr, alias, tc.ep)
 	dctx, cancelDial := context.WithTimeout(ctx, connectTimeout)
-	conn, err := tunnel.Dial(dctx, tc.node, "tcp", tc.ep.Addr, tunnel.SSHPort)
+	conn, err := tunnel.Dial(dctx, tc.tailnet, "tcp", tc.ep.Addr, tunnel.SSHPort)
 	cancelDial()
 	if err != nil {
 		return connectError(tc, err)
