@@ -101,6 +101,7 @@ func runDaemon(cmd *cobra.Command, o daemonOptions) error {
 	d, err := daemon.New(daemon.Options{
 		ControlURL: creds.URL, StateDir: stateDir, SocketPath: socket,
 		User: me.Username, Hostname: o.hostname, StartTimeout: o.startTimeout,
+		ControlTLS: api.TLSConfig(), // the pinned certificate, if any
 		AuthKey: func(ctx context.Context) (string, error) {
 			// Used once, right away: a short expiry. Not ephemeral:
 			// the daemon is a lasting device.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,9 @@ type Options struct {
 	// AuthKey mints an auth key to register the node when StateDir holds
 	// no node state yet. Required.
 	AuthKey func(ctx context.Context) (string, error)
+	// ControlTLS, if set, is the TLS configuration (a pinned self-signed
+	// certificate) for an https ControlURL; see node.Options.ControlTLS.
+	ControlTLS *tls.Config
 	// StartTimeout bounds bringing the node up (default 30s).
 	StartTimeout time.Duration
 	// Logger receives the daemon's logs; tailscale's go at debug level.
@@ -179,6 +183,7 @@ func (d *Daemon) startNode(ctx context.Context) (*node.Node, error) {
 	defer cancel()
 	n, err := node.Start(sctx, node.Options{
 		ControlURL: d.opts.ControlURL,
+		ControlTLS: d.opts.ControlTLS,
 		AuthKey:    key,
 		Dir:        dir,
 		Hostname:   d.opts.Hostname,
