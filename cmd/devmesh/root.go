@@ -40,6 +40,7 @@ func newRootCmd() *cobra.Command {
 		newStartCmd(),
 		newStopCmd(),
 		newRestartCmd(),
+		newUpdateCmd(),
 		newBuildsCmd(),
 		newCancelCmd(),
 		newSSHCmd(),

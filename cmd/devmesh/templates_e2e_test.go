@@ -117,7 +117,7 @@ func runTemplateFlow(t *testing.T, f templateFlow) {
 		t.Error("state lost on stop")
 	}
 	f.stopped(t, ws)
-	if out, _ := mustRun(t, "", "list"); !regexpLine(out, `^dev\s+`+f.template+`\s+stopped\s+-`) {
+	if out, _ := mustRun(t, "", "list"); !regexpLine(out, `^dev\s+`+f.template+` v1\s+stopped\s+-`) {
 		t.Errorf("list of a stopped workspace:\n%s", out)
 	}
 

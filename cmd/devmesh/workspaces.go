@@ -18,6 +18,7 @@ type createOptions struct {
 	external     bool
 	template     string
 	vars         []string // K=V
+	params       paramFlags
 	noWait       bool
 	agentTimeout time.Duration
 }
@@ -25,12 +26,15 @@ type createOptions struct {
 func newCreateCmd() *cobra.Command {
 	var o createOptions
 	cmd := &cobra.Command{
-		Use:   "create WS (--external | --template NAME [--var K=V]...)",
+		Use:   "create WS (--external | --template NAME [--param K=V]... [--param-file F] [--var K=V]...)",
 		Short: "Create a workspace",
 		Long: `Create a workspace.
 
 With --template the coordinator builds the workspace with the template's
-active version and the given variables: the command follows the build's log
+active version, the given parameters and variables. Parameters are the
+template's devmesh_parameter choices (see ` + "`devmesh templates versions NAME`" + `): on a
+terminal devmesh asks for each required one not given; without one, a
+missing required parameter is an error naming it. The command follows the build's log
 (terraform's output, on stderr) until it ends, then waits for the
 workspace's agents to connect, and tells how to connect. It exits non-zero
 if the build failed (the workspace stays: fix the cause and run
@@ -54,6 +58,11 @@ the agent on that machine:
 				return err
 			}
 			ctx := cmd.Context()
+			if req.Template != "" {
+				if req.Parameters, err = o.parameters(cmd, c, req.Template); err != nil {
+					return err
+				}
+			}
 			created, err := c.CreateWorkspace(ctx, req)
 			if err != nil {
 				return err
@@ -73,6 +82,7 @@ the agent on that machine:
 	f.BoolVar(&o.external, "external", false, "bring your own machine: run `devmesh agent` on it with the printed token")
 	f.StringVar(&o.template, "template", "", "create the workspace from this template")
 	f.StringArrayVar(&o.vars, "var", nil, "a template variable, K=V (repeatable)")
+	o.params.add(cmd)
 	f.BoolVar(&o.noWait, "no-wait", false, "with --template: return once the first build is queued")
 	addAgentTimeoutFlag(cmd, &o.agentTimeout)
 	return cmd
@@ -88,6 +98,8 @@ func (o createOptions) request(name string) (client.CreateWorkspaceRequest, erro
 		return req, errors.New("say how to create the workspace: --external (bring your own machine) or --template NAME")
 	case o.external && len(o.vars) > 0:
 		return req, errors.New("--var applies only with --template")
+	case o.external && o.params.given():
+		return req, errors.New("--param and --param-file apply only with --template")
 	case o.external && o.noWait:
 		return req, errors.New("--no-wait applies only with --template (an external workspace is created at once)")
 	}
@@ -105,6 +117,23 @@ func (o createOptions) request(name string) (client.CreateWorkspaceRequest, erro
 		req.Variables[k] = v
 	}
 	return req, nil
+}
+
+// parameters returns the --param values, after asking on a terminal for
+// the template's required parameters that have none.
+func (o createOptions) parameters(cmd *cobra.Command, c *client.Client, template string) (map[string]string, error) {
+	values, err := o.params.parse()
+	if err != nil {
+		return nil, err
+	}
+	v, err := c.ActiveTemplateVersion(cmd.Context(), template)
+	if err != nil {
+		return nil, err
+	}
+	if err := askParams(cmd.InOrStdin(), cmd.ErrOrStderr(), stdinIsTerminal(), v.Parameters, values); err != nil {
+		return nil, err
+	}
+	return values, nil
 }
 
 // printCreated reports a new workspace; an agent token goes alone on the

@@ -23,9 +23,16 @@ type Workspace struct {
 	Owner string `json:"owner"`
 	// Template and TemplateVersion are the template and version the
 	// workspace is built from; empty for an external workspace.
-	Template        string    `json:"template,omitempty"`
-	TemplateVersion int       `json:"template_version,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
+	Template        string `json:"template,omitempty"`
+	TemplateVersion int    `json:"template_version,omitempty"`
+	// Outdated is set when the template's active version is not the
+	// workspace's: `devmesh update` rebuilds it on the active one.
+	Outdated bool `json:"outdated,omitempty"`
+	// ActiveVersion is the template's active version.
+	ActiveVersion int `json:"active_version,omitempty"`
+	// Parameters are the template parameter values of the latest build.
+	Parameters map[string]string `json:"parameters,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
 	// LatestBuild is the workspace's latest build: whether it is started,
 	// stopped, being built or failed. Nil for an external workspace.
 	LatestBuild *Build `json:"latest_build,omitempty"`
@@ -75,6 +82,16 @@ type CreateWorkspaceRequest struct {
 	External  bool              `json:"external,omitempty"`
 	Template  string            `json:"template,omitempty"`
 	Variables map[string]string `json:"variables,omitempty"`
+	// Parameters are values for the template's parameters (devmesh_parameter),
+	// taken literally; see provision/param for their form.
+	Parameters map[string]string `json:"parameters,omitempty"`
+}
+
+// UpdateWorkspaceRequest rebuilds a workspace on its template's active
+// version; Parameters change mutable parameters (the others keep their
+// values).
+type UpdateWorkspaceRequest struct {
+	Parameters map[string]string `json:"parameters,omitempty"`
 }
 
 // CreatedWorkspace is the new workspace. AgentToken is set, once, for an
@@ -130,4 +147,12 @@ func (c *Client) AgentLogs(ctx context.Context, workspace, agent string, after i
 	var out []AgentLog
 	path := fmt.Sprintf("workspaces/%s/agents/%s/logs?after=%d", url.PathEscape(workspace), url.PathEscape(agent), after)
 	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
+// UpdateWorkspace queues a start build of the workspace on its template's
+// active version, carrying its parameter values with the changes in req
+// (POST /workspaces/{name}/update).
+func (c *Client) UpdateWorkspace(ctx context.Context, name string, req UpdateWorkspaceRequest) (Build, error) {
+	var out Build
+	return out, c.do(ctx, http.MethodPost, "workspaces/"+url.PathEscape(name)+"/update", req, &out)
 }
