@@ -60,7 +60,7 @@ the build has ended.`,
 				}
 				return err
 			}
-			return printAgentLogs(ctx, cmd.OutOrStdout(), c, ws.Name, name, follow)
+			return printAgentLogs(ctx, cmd.OutOrStdout(), c, args[0], name, follow)
 		},
 	}
 	cmd.Flags().StringVar(&agentName, "agent", "", "the agent (needed when the workspace has several)")

@@ -107,8 +107,11 @@ func paramString(v any) (string, error) {
 // terminal to ask on.
 var errNoTerminal = errors.New("no terminal to ask on")
 
-// stdinIsTerminal reports whether devmesh may prompt.
-func stdinIsTerminal() bool { return term.IsTerminal(int(os.Stdin.Fd())) }
+// stdinIsTerminal reports whether devmesh may prompt on cmd's stdin.
+func stdinIsTerminal(cmd *cobra.Command) bool {
+	in, ok := stdinFile(cmd)
+	return ok && term.IsTerminal(int(in.Fd()))
+}
 
 // askParams asks, on out, for each required parameter in decls that has
 // no value in values, reading answers from in, and adds them to values.

@@ -70,3 +70,16 @@ func TestAskParams(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestDeleteConfirmation(t *testing.T) {
+	var out bytes.Buffer
+	for in, want := range map[string]bool{"y\n": true, "YES\n": true, "n\n": false, "\n": false, "sure\n": false} {
+		got, err := askYesNo(strings.NewReader(in), &out, "Delete? ")
+		if err != nil || got != want {
+			t.Errorf("answer %q: %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := askYesNo(strings.NewReader(""), &out, "Delete? "); err == nil {
+		t.Error("no answer (EOF): no error")
+	}
+}

@@ -52,7 +52,7 @@ agents; --no-wait returns once the build is queued.`,
 						values[k] = val // carried: nothing to ask
 					}
 				}
-				if err := askParams(cmd.InOrStdin(), cmd.ErrOrStderr(), stdinIsTerminal(), v.Parameters, values); err != nil {
+				if err := askParams(cmd.InOrStdin(), cmd.ErrOrStderr(), stdinIsTerminal(cmd), v.Parameters, values); err != nil {
 					return err
 				}
 				for k, val := range ws.Parameters {

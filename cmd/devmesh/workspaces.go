@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -128,9 +129,9 @@ func (o createOptions) parameters(cmd *cobra.Command, c *client.Client, template
 	}
 	v, err := c.ActiveTemplateVersion(cmd.Context(), template)
 	if err != nil {
-		return nil, err
+		return values, nil // the create says what is wrong (no such template, provisioning disabled)
 	}
-	if err := askParams(cmd.InOrStdin(), cmd.ErrOrStderr(), stdinIsTerminal(), v.Parameters, values); err != nil {
+	if err := askParams(cmd.InOrStdin(), cmd.ErrOrStderr(), stdinIsTerminal(cmd), v.Parameters, values); err != nil {
 		return nil, err
 	}
 	return values, nil
@@ -161,11 +162,18 @@ func agentNames(ws client.Workspace) string {
 
 func newListCmd() *cobra.Command {
 	var output string
+	var all bool
 	cmd := &cobra.Command{
-		Use:     "list",
+		Use:     "list [--all]",
 		Aliases: []string{"ls"},
 		Short:   "List your workspaces and the state of their agents",
-		Args:    cobra.NoArgs,
+		Long: `List your workspaces and the state of their agents.
+
+--all (admins) lists every user's workspaces with an OWNER column; admins
+address them as OWNER/WS in show, logs, builds, start, stop, update and
+delete (ssh and the other connections too, when the server runs with
+--admins-reach-all). See docs/admin.md.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -174,19 +182,24 @@ func newListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			list, err := c.ListWorkspaces(cmd.Context())
+			list := (*client.Client).ListWorkspaces
+			if all {
+				list = (*client.Client).ListAllWorkspaces
+			}
+			workspaces, err := list(c, cmd.Context())
 			if err != nil {
 				return err
 			}
 			if output == outputJSON {
-				return writeJSONOutput(cmd.OutOrStdout(), list)
+				return writeJSONOutput(cmd.OutOrStdout(), workspaces)
 			}
-			if len(list) == 0 {
+			if len(workspaces) == 0 && !all {
 				fmt.Fprintln(cmd.ErrOrStderr(), "You have no workspaces. Create one with `devmesh create WS --template NAME` (see `devmesh templates list`) or `devmesh create WS --external`.")
 			}
-			return writeWorkspaceTable(cmd.OutOrStdout(), list)
+			return writeWorkspaceTable(cmd.OutOrStdout(), workspaces, all)
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "every user's workspaces, with their owners (admins)")
 	addOutputFlag(cmd, &output)
 	return cmd
 }
@@ -220,7 +233,7 @@ func newShowCmd() *cobra.Command {
 }
 
 func newDeleteCmd() *cobra.Command {
-	var noWait bool
+	var noWait, yes bool
 	cmd := &cobra.Command{
 		Use:     "delete WS",
 		Aliases: []string{"rm"},
@@ -233,7 +246,11 @@ it failed (the workspace then stays, with its state: fix the cause and
 delete again). --no-wait returns once the build is queued.
 
 An external workspace is deleted at once: its agents' tokens stop working
-and their nodes leave the tailnet; nothing on the machine is touched.`,
+and their nodes leave the tailnet; nothing on the machine is touched.
+
+On a terminal devmesh asks for confirmation first; --yes skips the
+question (without a terminal, e.g. in scripts, nothing is asked). Admins
+delete another user's workspace as OWNER/WS.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, _, err := newAPIClient()
@@ -245,19 +262,30 @@ and their nodes leave the tailnet; nothing on the machine is touched.`,
 			if err != nil {
 				return err
 			}
-			b, err := c.DeleteWorkspace(ctx, ws.Name)
+			// args[0], not ws.Name: an admin's OWNER/WS names another
+			// user's workspace.
+			name := args[0]
+			if !yes && stdinIsTerminal(cmd) {
+				if ok, err := askYesNo(cmd.InOrStdin(), cmd.ErrOrStderr(), deletePrompt(name, ws)); err != nil || !ok {
+					if err == nil {
+						err = errors.New("not deleted")
+					}
+					return err
+				}
+			}
+			b, err := c.DeleteWorkspace(ctx, name)
 			if err != nil {
 				return err
 			}
 			if b != nil {
-				if err := newBuildWaiter(cmd, c, ws.Name).queued(ctx, *b, noWait); err != nil || noWait {
+				if err := newBuildWaiter(cmd, c, name).queued(ctx, *b, noWait); err != nil || noWait {
 					return err
 				}
-				waitGone(ctx, c, ws.Name)
+				waitGone(ctx, c, name)
 				return nil
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "Deleted workspace %s.\n", ws.Name)
+			fmt.Fprintf(out, "Deleted workspace %s.\n", name)
 			for _, a := range ws.Agents {
 				if len(a.Addresses) == 0 {
 					fmt.Fprintf(out, "  agent %s: token revoked (it had not joined the tailnet)\n", a.Name)
@@ -269,6 +297,7 @@ and their nodes leave the tailnet; nothing on the machine is touched.`,
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "for a workspace from a template: return once the delete build is queued")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation (devmesh asks only on a terminal)")
 	return cmd
 }
 
@@ -286,4 +315,27 @@ func waitGone(ctx context.Context, c *client.Client, name string) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// deletePrompt is the confirmation question for deleting ws.
+func deletePrompt(name string, ws client.Workspace) string {
+	what := "its resources are destroyed"
+	if ws.Template == "" {
+		what = "its agents' tokens are revoked"
+	}
+	return fmt.Sprintf("Delete workspace %s (owner %s)? %s. [y/N] ", name, ws.Owner, what)
+}
+
+// askYesNo asks question on out and reads a yes or no from in.
+func askYesNo(in io.Reader, out io.Writer, question string) (bool, error) {
+	fmt.Fprint(out, question)
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && line == "" {
+		return false, fmt.Errorf("no answer: %w", err)
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
 }

@@ -12,16 +12,25 @@ import (
 )
 
 // writeWorkspaceTable writes one row per agent (one row for a workspace
-// without agents, e.g. a stopped one).
-func writeWorkspaceTable(w io.Writer, list []client.Workspace) error {
+// without agents, e.g. a stopped one); withOwner adds an OWNER column.
+func writeWorkspaceTable(w io.Writer, list []client.Workspace, withOwner bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	owner := func(ws client.Workspace) string {
+		if withOwner {
+			return ws.Owner + "\t"
+		}
+		return ""
+	}
+	if withOwner {
+		fmt.Fprint(tw, "OWNER\t")
+	}
 	fmt.Fprintln(tw, "WORKSPACE\tTEMPLATE\tSTATE\tAGENT\tSTATUS\tLIFECYCLE\tADDRESS\tVERSION\tOS/ARCH\tLAST SEEN")
 	for _, ws := range list {
 		if len(ws.Agents) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", ws.Name, templateName(ws), workspaceState(ws))
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", owner(ws), ws.Name, templateName(ws), workspaceState(ws))
 		}
 		for _, a := range ws.Agents {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ws.Name, templateName(ws), workspaceState(ws), a.Name,
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", owner(ws), ws.Name, templateName(ws), workspaceState(ws), a.Name,
 				a.Status, a.Lifecycle, orDash(firstAddress(a)), orDash(a.Version), platform(a), lastSeen(a))
 		}
 	}

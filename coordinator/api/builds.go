@@ -208,18 +208,10 @@ func (a *API) queueBuild(ctx context.Context, initiator store.User, ws store.Wor
 	return b, nil
 }
 
-// ownWorkspace returns the caller's workspace named in the path; another
-// user's is answered like a missing one.
+// ownWorkspace returns the workspace named in the path (see
+// pathWorkspace).
 func (a *API) ownWorkspace(r *http.Request, c caller) (store.Workspace, error) {
-	name := r.PathValue("name")
-	ws, err := a.store.WorkspaceByName(r.Context(), c.user.ID, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return ws, newError(http.StatusNotFound, client.CodeNotFound, "you have no workspace called %q", name)
-	}
-	if err != nil {
-		return ws, fmt.Errorf("look up workspace: %w", err)
-	}
-	return ws, nil
+	return a.pathWorkspace(r, c)
 }
 
 // pathBuild returns the build of ws named in the path: a number or

@@ -18,13 +18,34 @@ import (
 type workspaceViews struct {
 	a         *API
 	c         caller
-	nodes     map[int64][]*control.Node // the caller's agent nodes, by agent ID
-	templates map[int64]store.Template  // by ID
-	versions  map[int64]int             // template version ID -> number
+	nodes     map[int64]map[int64][]*control.Node // owner ID -> the owner's agent nodes, by agent ID
+	owners    map[int64]string                    // owner ID -> username
+	templates map[int64]store.Template            // by ID
+	versions  map[int64]int                       // template version ID -> number
 }
 
 func (a *API) newWorkspaceViews(c caller) *workspaceViews {
-	return &workspaceViews{a: a, c: c, nodes: a.agentNodes(c.user.ID), templates: map[int64]store.Template{}, versions: map[int64]int{}}
+	return &workspaceViews{a: a, c: c, nodes: map[int64]map[int64][]*control.Node{},
+		owners: map[int64]string{c.user.ID: c.user.Username}, templates: map[int64]store.Template{}, versions: map[int64]int{}}
+}
+
+// owner returns the owner's username and agent nodes.
+func (v *workspaceViews) owner(ctx context.Context, id int64) (string, map[int64][]*control.Node, error) {
+	name, ok := v.owners[id]
+	if !ok {
+		u, err := v.a.store.UserByID(ctx, id)
+		if err != nil {
+			return "", nil, fmt.Errorf("look up owner %d: %w", id, err)
+		}
+		name = u.Username
+		v.owners[id] = name
+	}
+	nodes, ok := v.nodes[id]
+	if !ok {
+		nodes = v.a.agentNodes(id)
+		v.nodes[id] = nodes
+	}
+	return name, nodes, nil
 }
 
 // view renders ws.
@@ -33,7 +54,14 @@ func (v *workspaceViews) view(ctx context.Context, ws store.Workspace) (client.W
 	if err != nil {
 		return client.Workspace{}, fmt.Errorf("list agents: %w", err)
 	}
-	out := v.a.workspaceJSON(ws, v.c.user.Username, agents, v.nodes)
+	owner, nodes, err := v.owner(ctx, ws.OwnerID)
+	if err != nil {
+		return client.Workspace{}, err
+	}
+	out := v.a.workspaceJSON(ws, owner, agents, nodes)
+	if ws.OwnerID != v.c.user.ID && !v.a.control.Policy().AdminsReachAll {
+		out.Unreachable = "the coordinator does not let admins connect to other users' workspaces (devmesh server --admins-reach-all)"
+	}
 	if ws.IsExternal() {
 		return out, nil
 	}

@@ -40,6 +40,9 @@ type Workspace struct {
 	// successful build, in the template's order.
 	Metadata []MetadataItem `json:"metadata,omitempty"`
 	Agents   []Agent        `json:"agents"`
+	// Unreachable, when set, says why the caller (an admin looking at
+	// another user's workspace) cannot connect to its agents.
+	Unreachable string `json:"unreachable,omitempty"`
 }
 
 // MetadataItem is one item of a template's devmesh_metadata resource.
@@ -123,8 +126,16 @@ func (c *Client) ListWorkspaces(ctx context.Context) ([]Workspace, error) {
 	return out, c.do(ctx, http.MethodGet, "workspaces", nil, &out)
 }
 
+// ListAllWorkspaces lists every user's workspaces; admins only
+// (GET /workspaces?all=true).
+func (c *Client) ListAllWorkspaces(ctx context.Context) ([]Workspace, error) {
+	var out []Workspace
+	return out, c.do(ctx, http.MethodGet, "workspaces?all=true", nil, &out)
+}
+
 // Workspace returns the caller's workspace called name, with its agents
-// (GET /workspaces/{name}). A workspace of another user is not found.
+// (GET /workspaces/{name}). Admins name another user's workspace as
+// OWNER/WS; for members a workspace of another user is not found.
 func (c *Client) Workspace(ctx context.Context, name string) (Workspace, error) {
 	var out Workspace
 	return out, c.do(ctx, http.MethodGet, "workspaces/"+url.PathEscape(name), nil, &out)
