@@ -48,6 +48,7 @@ var moduleSchema = &hcl.BodySchema{
 		{Type: "variable", LabelNames: []string{"name"}},
 		{Type: "terraform"},
 		{Type: "data", LabelNames: []string{"type", "name"}},
+		{Type: "resource", LabelNames: []string{"type", "name"}},
 	},
 }
 
@@ -68,6 +69,7 @@ var terraformSchema = &hcl.BodySchema{
 type Module struct {
 	Variables  []Variable        // sorted by name
 	Parameters []param.Parameter // devmesh_parameter data sources, in file order
+	Agents     int               // devmesh_agent resources
 }
 
 // readModule parses the root module in dir (its *.tf and *.tf.json files,
@@ -82,6 +84,7 @@ func readModule(dir string) (Module, error) {
 	p := hclparse.NewParser()
 	var vars []Variable
 	params := parameterSet{seen: map[string]string{}}
+	agents := 0
 	for _, name := range names {
 		src, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -111,6 +114,10 @@ func readModule(dir string) (Module, error) {
 				if err := params.add(b); err != nil {
 					return Module{}, err
 				}
+			case "resource":
+				if b.Labels[0] == "devmesh_agent" {
+					agents++
+				}
 			case "variable":
 				v, err := decodeVariable(b)
 				if err != nil {
@@ -121,7 +128,7 @@ func readModule(dir string) (Module, error) {
 		}
 	}
 	slices.SortFunc(vars, func(a, b Variable) int { return strings.Compare(a.Name, b.Name) })
-	return Module{Variables: vars, Parameters: params.list}, nil
+	return Module{Variables: vars, Parameters: params.list, Agents: agents}, nil
 }
 
 // moduleFiles lists the configuration files terraform loads from dir,

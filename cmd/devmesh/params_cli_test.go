@@ -48,7 +48,10 @@ func TestCLIParameters(t *testing.T) {
 	srv := provisioningServer(t)
 	mustRun(t, cliAdminPW+"\n", "login", srv.URL, "--username", "root", "--password-stdin")
 	dir := writeTemplate(t, paramsCLITemplate)
-	stdout, _ := mustRun(t, "", "templates", "push", "p", "-d", dir)
+	stdout, stderr := mustRun(t, "", "templates", "push", "p", "-d", dir)
+	if !strings.Contains(stderr, "Warning: the template has no devmesh_agent resource") {
+		t.Errorf("push of a template without an agent: no warning in %q", stderr)
+	}
 	if !regexpLine(stdout, `^\s+image\s+string\s+\(required\)\s+no\s+Base image\.$`) || !regexpLine(stdout, `^\s+disk\s+number\s+"10"\s+yes`) {
 		t.Errorf("push output:\n%s", stdout)
 	}

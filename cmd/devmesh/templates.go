@@ -65,6 +65,9 @@ anything: a template with an error is refused with terraform's message.
 			if err != nil {
 				return err
 			}
+			for _, warning := range v.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Warning: %s\n", warning)
+			}
 			if output == outputJSON {
 				return writeJSONOutput(cmd.OutOrStdout(), v)
 			}

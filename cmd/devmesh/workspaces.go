@@ -80,7 +80,7 @@ the agent on that machine:
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&o.external, "external", false, "bring your own machine: run `devmesh agent` on it with the printed token")
+	f.BoolVar(&o.external, "external", false, "bring your own machine: run 'devmesh agent' on it with the printed token")
 	f.StringVar(&o.template, "template", "", "create the workspace from this template")
 	f.StringArrayVar(&o.vars, "var", nil, "a template variable, K=V (repeatable)")
 	o.params.add(cmd)

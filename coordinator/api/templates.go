@@ -123,6 +123,9 @@ func (a *API) handlePushTemplate(w http.ResponseWriter, r *http.Request, c calle
 	if err != nil {
 		return err
 	}
+	if mod.Agents == 0 {
+		out.Warnings = append(out.Warnings, "the template has no devmesh_agent resource: its workspaces will have no agent to connect to (ssh, port-forward)")
+	}
 	writeJSON(w, http.StatusCreated, out)
 	return nil
 }

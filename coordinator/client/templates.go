@@ -73,8 +73,12 @@ type TemplateVersion struct {
 	ArchiveSize int64              `json:"archive_size"`
 	Variables   []TemplateVariable `json:"variables"`
 	Parameters  []param.Parameter  `json:"parameters"`
-	CreatedBy   string             `json:"created_by"`
-	CreatedAt   time.Time          `json:"created_at"`
+	// Warnings are things a push noticed that are allowed but probably
+	// not meant (a template without a devmesh_agent); only in the answer
+	// to the push.
+	Warnings  []string  `json:"warnings,omitempty"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // PushTemplate uploads a template archive (provision.Pack) as a new
