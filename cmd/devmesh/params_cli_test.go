@@ -97,6 +97,12 @@ func TestCLIParameters(t *testing.T) {
 	if out, _ := mustRun(t, "", "list"); !regexpLine(out, `^dev\s+p v2 \(outdated\)`) {
 		t.Errorf("list after activating v1:\n%s", out)
 	}
+	stdout, _ = mustRun(t, "", "create", "dev2", "--template", "p", "--param", "image=ubuntu", "-o", "json")
+	var created client.CreatedWorkspace
+	if err := json.Unmarshal([]byte(stdout), &created); err != nil || created.Workspace.Name != "dev2" ||
+		created.Build == nil || created.Build.Status != client.BuildSucceeded || created.Workspace.Parameters["image"] != "ubuntu" {
+		t.Errorf("create --template -o json: %v\n%s", err, stdout)
+	}
 	if _, _, err := runCLI(t, "", "templates", "delete", "p"); client.ErrorCode(err) != client.CodeTemplateInUse {
 		t.Errorf("delete of a template in use: %v", err)
 	}

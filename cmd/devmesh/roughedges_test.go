@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/devmesh/devmesh/coordinator/api/apitest"
+	"github.com/devmesh/devmesh/coordinator/client"
 	"github.com/devmesh/devmesh/internal/cliconfig"
 )
 
@@ -33,5 +37,44 @@ func TestCLILogsEmpty(t *testing.T) {
 	stdout, stderr := mustRun(t, "", "logs", "dev")
 	if stdout != "" || !strings.Contains(stderr, "Agent main has logged nothing: its template sets no startup_script") {
 		t.Errorf("logs of a silent agent: %q / %q", stdout, stderr)
+	}
+}
+
+// TestCLIJSONOutput: version and create take -o json, and a failing
+// command run with -o json reports its error as JSON (with the API's code).
+func TestCLIJSONOutput(t *testing.T) {
+	cliEnv(t)
+	stdout, _ := mustRun(t, "", "version", "-o", "json")
+	var v struct{ Version string }
+	if err := json.Unmarshal([]byte(stdout), &v); err != nil || v.Version == "" {
+		t.Errorf("version -o json: %v\n%s", err, stdout)
+	}
+	srv := apitest.New(t)
+	t.Setenv(cliconfig.EnvURL, srv.URL)
+	t.Setenv(cliconfig.EnvToken, srv.Bootstrap(t, "alice", cliAdminPW))
+	stdout, _ = mustRun(t, "", "create", "dev", "--external", "-o", "json")
+	var created client.CreatedWorkspace
+	if err := json.Unmarshal([]byte(stdout), &created); err != nil || created.Workspace.Name != "dev" || created.AgentToken == "" {
+		t.Errorf("create -o json: %v\n%s", err, stdout)
+	}
+
+	root := newRootCmd()
+	root.SetArgs([]string{"show", "nope", "-o", "json"})
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		t.Fatal("show nope succeeded")
+	}
+	var buf bytes.Buffer
+	reportError(&buf, cmd, err)
+	var e struct{ Error, Code string }
+	if jerr := json.Unmarshal(buf.Bytes(), &e); jerr != nil || e.Code != client.CodeNotFound || !strings.Contains(e.Error, `"nope"`) {
+		t.Errorf("error with -o json: %v\n%s", jerr, buf.String())
+	}
+	buf.Reset()
+	reportError(&buf, root, err)
+	if !strings.HasPrefix(buf.String(), "error: ") {
+		t.Errorf("error without -o json: %q", buf.String())
 	}
 }

@@ -22,6 +22,7 @@ type createOptions struct {
 	params       paramFlags
 	noWait       bool
 	agentTimeout time.Duration
+	output       string
 }
 
 func newCreateCmd() *cobra.Command {
@@ -50,6 +51,9 @@ the agent on that machine:
   DEVMESH_URL=URL DEVMESH_AGENT_TOKEN=<token> devmesh agent`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(o.output); err != nil {
+				return err
+			}
 			req, err := o.request(args[0])
 			if err != nil {
 				return err
@@ -68,11 +72,31 @@ the agent on that machine:
 			if err != nil {
 				return err
 			}
+			if o.output == outputJSON && created.Build == nil {
+				return writeJSONOutput(cmd.OutOrStdout(), created) // the agent token is in it, shown only now
+			}
 			if created.Build == nil {
 				return printCreated(cmd.OutOrStdout(), cmd.ErrOrStderr(), creds.URL, created)
 			}
 			ws := created.Workspace
 			fmt.Fprintf(cmd.ErrOrStderr(), "Created workspace %s from template %s (version %d).\n", ws.Name, ws.Template, ws.TemplateVersion)
+			if o.output == outputJSON {
+				// Progress on stderr; stdout gets the workspace as it ends up.
+				bw := newBuildWaiter(cmd, c, ws.Name)
+				bw.out = cmd.ErrOrStderr()
+				err := bw.queued(ctx, *created.Build, o.noWait)
+				if err == nil && !o.noWait {
+					err = waitAgentsReady(ctx, cmd.ErrOrStderr(), cmd.ErrOrStderr(), c, ws.Name, o.agentTimeout)
+				}
+				if err != nil {
+					return err
+				}
+				final, err := c.Workspace(ctx, ws.Name)
+				if err != nil {
+					return err
+				}
+				return writeJSONOutput(cmd.OutOrStdout(), client.CreatedWorkspace{Workspace: final, Build: final.LatestBuild})
+			}
 			if err := newBuildWaiter(cmd, c, ws.Name).queued(ctx, *created.Build, o.noWait); err != nil || o.noWait {
 				return err
 			}
@@ -84,6 +108,7 @@ the agent on that machine:
 	f.StringVar(&o.template, "template", "", "create the workspace from this template")
 	f.StringArrayVar(&o.vars, "var", nil, "a template variable, K=V (repeatable)")
 	o.params.add(cmd)
+	addOutputFlag(cmd, &o.output)
 	f.BoolVar(&o.noWait, "no-wait", false, "with --template: return once the first build is queued")
 	addAgentTimeoutFlag(cmd, &o.agentTimeout)
 	return cmd
