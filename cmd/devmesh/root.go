@@ -50,6 +50,7 @@ func newRootCmd() *cobra.Command {
 		newSpeedtestCmd(),
 		newNetcheckCmd(),
 	)
+	addCompletion(root)
 	return root
 }
 

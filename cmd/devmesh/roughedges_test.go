@@ -78,3 +78,35 @@ func TestCLIJSONOutput(t *testing.T) {
 		t.Errorf("error without -o json: %q", buf.String())
 	}
 }
+
+// TestNodeLastSeen: an online node is seen "now", not "never".
+func TestNodeLastSeen(t *testing.T) {
+	if got := nodeLastSeen(client.Node{Online: true}); got != "now" {
+		t.Errorf("online node: %q", got)
+	}
+	if got := nodeLastSeen(client.Node{}); got != "never" {
+		t.Errorf("never seen: %q", got)
+	}
+}
+
+// TestCLICompletion: shell completion offers workspace and template
+// names, not local files.
+func TestCLICompletion(t *testing.T) {
+	cliEnv(t)
+	srv := apitest.New(t)
+	t.Setenv(cliconfig.EnvURL, srv.URL)
+	t.Setenv(cliconfig.EnvToken, srv.Bootstrap(t, "alice", cliAdminPW))
+	mustRun(t, "", "create", "dev", "--external")
+	mustRun(t, "", "create", "box", "--external")
+	stdout, _ := mustRun(t, "", "__complete", "ssh", "d")
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 2 || lines[0] != "dev" || lines[1] != ":4" { // 4: no file completion
+		t.Errorf("complete ssh d: %q", stdout)
+	}
+	if stdout, _ = mustRun(t, "", "__complete", "show", ""); !strings.Contains(stdout, "box\n") || !strings.Contains(stdout, "dev\n") {
+		t.Errorf("complete show: %q", stdout)
+	}
+	if stdout, _ = mustRun(t, "", "__complete", "create", "x", "--template", ""); !strings.HasSuffix(strings.TrimSpace(stdout), ":4") {
+		t.Errorf("complete --template: %q", stdout)
+	}
+}
