@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-exec/tfexec"
 
 	"github.com/devmesh/devmesh/internal/certpin"
+	"github.com/devmesh/devmesh/provision/param"
 	"github.com/devmesh/devmesh/provision/tfprovider"
 )
 
@@ -50,7 +52,11 @@ type BuildRequest struct {
 	// template does not declare are ignored. They reach terraform in a
 	// 0600 var file, never on a command line.
 	Variables map[string]string
-	Workspace Workspace
+	// Parameters are the values of the template's devmesh_parameter data
+	// sources, already checked (see param.Resolve). The provider reads them
+	// from terraform's environment (param.EnvValues).
+	Parameters map[string]string
+	Workspace  Workspace
 	// RotateAgentTokens gives every devmesh_agent already in State a new
 	// token (its id stays). The coordinator asks for it on a start whose
 	// workspace has no registered agents, e.g. after a stop, so that
@@ -117,11 +123,11 @@ func (r *Runner) Build(ctx context.Context, req BuildRequest) (BuildResult, erro
 
 // runBuild does the terraform part of Build.
 func (r *Runner) runBuild(ctx context.Context, w *workdir, req BuildRequest, sink *logSink) error {
-	decls, err := readModule(w.module)
+	mod, err := readModule(w.module)
 	if err != nil {
 		return err
 	}
-	vars, dropped, err := varFile(decls, req.Variables)
+	vars, dropped, err := varFile(mod.Variables, req.Variables)
 	if err != nil {
 		return err
 	}
@@ -140,6 +146,13 @@ func (r *Runner) runBuild(ctx context.Context, w *workdir, req BuildRequest, sin
 	}
 	if req.Workspace.Fingerprint != "" {
 		extra[certpin.EnvFingerprint] = req.Workspace.Fingerprint
+	}
+	if len(req.Parameters) > 0 {
+		values, err := json.Marshal(req.Parameters)
+		if err != nil {
+			return fmt.Errorf("provision: parameters: %w", err)
+		}
+		extra[param.EnvValues] = string(values)
 	}
 	if req.RotateAgentTokens && req.Transition == TransitionStart {
 		extra[tfprovider.EnvRotateAgentTokens] = "1"

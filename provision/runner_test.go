@@ -462,7 +462,7 @@ variable "secret" {
   sensitive = true
 }
 `, lockFileName: authorsLock}) // with a lock file from the author's machine
-	vars, err := r.Validate(ctx, good)
+	mod, err := r.Validate(ctx, good)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +472,7 @@ variable "secret" {
 		{Name: "size", Type: "number", Description: "Disk size in GB.", Required: true},
 		{Name: "tags", Type: "list(string)", Default: []byte(`["a","b"]`)},
 	}
-	if diff := cmp.Diff(want, vars, cmp.AllowUnexported(Variable{})); diff != "" {
+	if diff := cmp.Diff(want, mod.Variables, cmp.AllowUnexported(Variable{})); diff != "" {
 		t.Errorf("variables (-want +got):\n%s", diff)
 	}
 

@@ -37,7 +37,8 @@ variable "flag" {
   default = false
 }
 `})
-	decls, err := readModule(dir)
+	mod, err := readModule(dir)
+	decls := mod.Variables
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/devmesh/devmesh/provision/param"
 )
 
 // ErrBackendConfigured is returned for a template whose root module sets a
@@ -44,6 +46,8 @@ var moduleSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "variable", LabelNames: []string{"name"}},
 		{Type: "terraform"},
+		{Type: "data", LabelNames: []string{"type", "name"}},
+		{Type: "resource", LabelNames: []string{"type", "name"}},
 	},
 }
 
@@ -60,20 +64,30 @@ var terraformSchema = &hcl.BodySchema{
 	},
 }
 
+// Module is what devmesh reads out of a template's root module.
+type Module struct {
+	Variables  []Variable        // sorted by name
+	Parameters []param.Parameter // devmesh_parameter data sources, in file order
+	Agents     int               // devmesh_agent resources
+}
+
 // readModule parses the root module in dir (its *.tf and *.tf.json files,
-// not override files) and returns its variables sorted by name. It fails
-// with ErrBackendConfigured if the module configures a backend.
-func readModule(dir string) ([]Variable, error) {
+// not override files) and returns its variables and parameters. It fails
+// with ErrBackendConfigured if the module configures a backend, and with a
+// *ParameterError for a bad devmesh_parameter declaration.
+func readModule(dir string) (Module, error) {
 	names, err := moduleFiles(dir)
 	if err != nil {
-		return nil, err
+		return Module{}, err
 	}
 	p := hclparse.NewParser()
 	var vars []Variable
+	params := parameterSet{seen: map[string]string{}}
+	agents := 0
 	for _, name := range names {
 		src, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			return nil, fmt.Errorf("read template: %w", err)
+			return Module{}, fmt.Errorf("read template: %w", err)
 		}
 		var f *hcl.File
 		var diags hcl.Diagnostics
@@ -83,28 +97,37 @@ func readModule(dir string) ([]Variable, error) {
 			f, diags = p.ParseHCL(src, name)
 		}
 		if diags.HasErrors() {
-			return nil, fmt.Errorf("read template: %w", diags)
+			return Module{}, fmt.Errorf("read template: %w", diags)
 		}
 		content, _, diags := f.Body.PartialContent(moduleSchema)
 		if diags.HasErrors() {
-			return nil, fmt.Errorf("read template: %w", diags)
+			return Module{}, fmt.Errorf("read template: %w", diags)
 		}
 		for _, b := range content.Blocks {
-			if b.Type == "terraform" {
+			switch b.Type {
+			case "terraform":
 				if err := checkNoBackend(b); err != nil {
-					return nil, err
+					return Module{}, err
 				}
-				continue
+			case "data":
+				if err := params.add(b); err != nil {
+					return Module{}, err
+				}
+			case "resource":
+				if b.Labels[0] == "devmesh_agent" {
+					agents++
+				}
+			case "variable":
+				v, err := decodeVariable(b)
+				if err != nil {
+					return Module{}, err
+				}
+				vars = append(vars, v)
 			}
-			v, err := decodeVariable(b)
-			if err != nil {
-				return nil, err
-			}
-			vars = append(vars, v)
 		}
 	}
 	slices.SortFunc(vars, func(a, b Variable) int { return strings.Compare(a.Name, b.Name) })
-	return vars, nil
+	return Module{Variables: vars, Parameters: params.list, Agents: agents}, nil
 }
 
 // moduleFiles lists the configuration files terraform loads from dir,

@@ -69,7 +69,7 @@ variable "pass" {
 		{Name: "region", Type: "string", Default: []byte(`"eu"`), Description: "Where.", literal: true},
 		{Name: "untyped", Type: "any", Default: []byte("[1,2]"), literal: true},
 	}
-	if diff := cmp.Diff(want, got, cmp.AllowUnexported(Variable{})); diff != "" {
+	if diff := cmp.Diff(want, got.Variables, cmp.AllowUnexported(Variable{})); diff != "" {
 		t.Errorf("variables (-want +got):\n%s", diff)
 	}
 }

@@ -50,6 +50,9 @@ func Resolve(ctx context.Context, api *client.Client, t Target, opts ResolveOpti
 		if err != nil {
 			return Endpoint{}, fmt.Errorf("look up workspace %s: %w", t.Workspace, err)
 		}
+		if ws.Unreachable != "" {
+			return Endpoint{}, fmt.Errorf("%w: cannot connect to %s: %s", ErrRefused, t.Workspace, ws.Unreachable)
+		}
 		ep, err := endpointFor(ws, t, time.Now(), opts.RequireHostKey)
 		var ue *UnavailableError
 		if err == nil || !errors.As(err, &ue) {

@@ -27,6 +27,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrUnavailable: the agent exists but cannot be reached now.
 	ErrUnavailable = errors.New("agent unavailable")
+	// ErrRefused: the coordinator's policy does not let the caller reach
+	// the workspace (an admin's OWNER/WS without --admins-reach-all).
+	ErrRefused = errors.New("not allowed")
 )
 
 // notFoundError is an ErrNotFound with its own message.
@@ -36,23 +39,32 @@ func (e notFoundError) Error() string        { return string(e) }
 func (e notFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // Target names an agent: a workspace, and one of its agents when it has
-// several. Agent is empty when the user did not name one.
+// several. Agent is empty when the user did not name one. Workspace is
+// "WS", or "OWNER/WS" for an admin naming another user's workspace.
 type Target struct {
 	Workspace string
 	Agent     string
 }
 
-// ParseTarget parses "WS" or "WS.AGENT".
+// ParseTarget parses "WS", "WS.AGENT", "OWNER/WS" or "OWNER/WS.AGENT".
 func ParseTarget(s string) (Target, error) {
 	s = strings.TrimSpace(s)
-	ws, agent, dotted := strings.Cut(s, ".")
+	bad := fmt.Errorf("invalid workspace %q: want WS, WS.AGENT, or (admins) OWNER/WS[.AGENT]", s)
+	owner, rest, qualified := strings.Cut(s, "/")
+	if !qualified {
+		owner, rest = "", s
+	}
+	ws, agent, dotted := strings.Cut(rest, ".")
 	switch {
-	case ws == "":
-		return Target{}, fmt.Errorf("invalid workspace %q: want WS or WS.AGENT", s)
+	case ws == "" || (qualified && owner == ""):
+		return Target{}, bad
 	case dotted && (agent == "" || strings.Contains(agent, ".")):
-		return Target{}, fmt.Errorf("invalid workspace %q: want WS or WS.AGENT", s)
-	case strings.ContainsAny(s, " \t/\\@:"):
-		return Target{}, fmt.Errorf("invalid workspace %q: want WS or WS.AGENT", s)
+		return Target{}, bad
+	case strings.ContainsAny(rest, " \t/\\@:") || strings.ContainsAny(owner, " \t.\\@:"):
+		return Target{}, bad
+	}
+	if qualified {
+		ws = owner + "/" + ws
 	}
 	return Target{Workspace: ws, Agent: agent}, nil
 }

@@ -21,13 +21,16 @@ func TestParseTarget(t *testing.T) {
 		"dev":      {Workspace: "dev"},
 		"dev.main": {Workspace: "dev", Agent: "main"},
 		" dev ":    {Workspace: "dev"},
+		// Admins name another user's workspace as OWNER/WS.
+		"alice/dev":      {Workspace: "alice/dev"},
+		"alice/dev.main": {Workspace: "alice/dev", Agent: "main"},
 	} {
 		got, err := ParseTarget(in)
 		if err != nil || got != want {
 			t.Errorf("ParseTarget(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", ".main", "dev.", "a.b.c", "dev/x", "user@dev", "dev:22"} {
+	for _, in := range []string{"", ".main", "dev.", "a.b.c", "/dev", "a/b/c", "al.ice/dev", "alice/", "user@dev", "dev:22"} {
 		if _, err := ParseTarget(in); err == nil {
 			t.Errorf("ParseTarget(%q) succeeded", in)
 		}

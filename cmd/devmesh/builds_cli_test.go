@@ -117,7 +117,8 @@ func TestCLITemplates(t *testing.T) {
 	dir := writeTemplate(t, cliTemplate)
 
 	stdout, stderr := mustRun(t, "", "templates", "push", "base", "-d", dir, "--message", "first cut")
-	if !strings.Contains(stdout, "Template base version 1 is now active.") || !strings.Contains(stderr, "validates it with terraform") {
+	if !strings.Contains(stdout, "Template base version 1 is now active.") || !strings.Contains(stderr, "validates it with terraform") ||
+		strings.Contains(stderr, "Warning") {
 		t.Fatalf("push: %q / %q", stdout, stderr)
 	}
 	for _, want := range []string{"size", "number", "2", "Number of widgets.", "region", "(required)"} {

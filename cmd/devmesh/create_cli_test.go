@@ -35,7 +35,7 @@ resource "terraform_data" "broken" {
 			t.Errorf("show lacks %s:\n%s", re, out)
 		}
 	}
-	if out, _ := mustRun(t, "", "list"); !regexpLine(out, `^bad\s+broken\s+start failed\s+-`) {
+	if out, _ := mustRun(t, "", "list"); !regexpLine(out, `^bad\s+broken v1\s+start failed\s+-`) {
 		t.Errorf("list:\n%s", out)
 	}
 	if out, _ := mustRun(t, "", "logs", "bad", "--build", "latest"); !strings.Contains(out, "the-disk-is-full") {

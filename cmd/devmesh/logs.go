@@ -28,7 +28,7 @@ func newLogsCmd() *cobra.Command {
 		Short: "Print a workspace agent's logs, or a build's log",
 		Long: `Print a workspace's logs.
 
-By default: the agent's log, the output of its startup script (--agent
+Without --build: the agent's log, the output of its startup script (--agent
 picks one when the workspace has several). With --build N: build N's log,
 terraform's output (--build 0 or --build latest: the latest build; see
 ` + "`devmesh builds WS`" + ` for the numbers).
@@ -60,7 +60,11 @@ the build has ended.`,
 				}
 				return err
 			}
-			return printAgentLogs(ctx, cmd.OutOrStdout(), c, ws.Name, name, follow)
+			n, err := printAgentLogs(ctx, cmd.OutOrStdout(), c, args[0], name, follow)
+			if err == nil && n == 0 && !follow {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Agent %s has logged nothing: its template sets no startup_script, or the script has printed nothing yet. The build log: devmesh logs %s --build latest\n", name, args[0])
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&agentName, "agent", "", "the agent (needed when the workspace has several)")
@@ -72,9 +76,11 @@ the build has ended.`,
 // buildNumber is a --build flag: a build number, 0 or "latest".
 type buildNumber struct{ n *int }
 
+// String is "" for 0 (latest), so that help shows no default: without
+// --build, logs prints the agent's log.
 func (b buildNumber) String() string {
 	if b.n == nil || *b.n == 0 {
-		return "latest"
+		return ""
 	}
 	return strconv.Itoa(*b.n)
 }
@@ -155,31 +161,32 @@ func pickAgent(ws client.Workspace, name string) (string, error) {
 
 // printAgentLogs prints every line, then with follow polls for new ones
 // until ctx ends.
-func printAgentLogs(ctx context.Context, w io.Writer, c *client.Client, ws, agent string, follow bool) error {
+func printAgentLogs(ctx context.Context, w io.Writer, c *client.Client, ws, agent string, follow bool) (lines int, err error) {
 	var after int64
 	for {
 		page, err := c.AgentLogs(ctx, ws, agent, after)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return lines, nil
 			}
-			return err
+			return lines, err
 		}
 		for _, l := range page {
 			if _, err := fmt.Fprintln(w, l.Output); err != nil {
-				return err
+				return lines, err
 			}
 			after = l.ID
+			lines++
 		}
 		if len(page) > 0 {
 			continue // there may be more right away
 		}
 		if !follow {
-			return nil
+			return lines, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return lines, nil
 		case <-time.After(logsPollInterval):
 		}
 	}

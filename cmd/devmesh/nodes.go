@@ -51,7 +51,7 @@ func newNodesListCmd() *cobra.Command {
 						status += ", ephemeral"
 					}
 					return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s", n.ID, n.Name, strings.Join(n.Addresses, ","),
-						orDash(n.OS), status, formatTime(n.LastSeen), formatTime(n.KeyExpiry))
+						orDash(n.OS), status, nodeLastSeen(n), formatTime(n.KeyExpiry))
 				})
 		},
 	}
@@ -89,4 +89,14 @@ func newNodesDeleteCmd() *cobra.Command {
 			return err
 		},
 	}
+}
+
+// nodeLastSeen is "now" for an online node (the store records last seen
+// when a node goes offline, so an online node that never went offline has
+// none), else when it was last seen.
+func nodeLastSeen(n client.Node) string {
+	if n.Online {
+		return "now"
+	}
+	return formatTime(n.LastSeen)
 }

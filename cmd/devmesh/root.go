@@ -40,6 +40,7 @@ func newRootCmd() *cobra.Command {
 		newStartCmd(),
 		newStopCmd(),
 		newRestartCmd(),
+		newUpdateCmd(),
 		newBuildsCmd(),
 		newCancelCmd(),
 		newSSHCmd(),
@@ -50,6 +51,7 @@ func newRootCmd() *cobra.Command {
 		newNetcheckCmd(),
 		newDaemonCmd(),
 	)
+	addCompletion(root)
 	return root
 }
 

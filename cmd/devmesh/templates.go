@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -12,15 +14,20 @@ import (
 
 	"github.com/devmesh/devmesh/coordinator/client"
 	"github.com/devmesh/devmesh/provision"
+	"github.com/devmesh/devmesh/provision/param"
 )
 
 func newTemplatesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "templates",
 		Aliases: []string{"template"},
-		Short:   "Push, list and pull workspace templates (Terraform)",
+		Short:   "Push, list, pull, archive and delete workspace templates (Terraform)",
 	}
-	cmd.AddCommand(newTemplatesPushCmd(), newTemplatesListCmd(), newTemplatesVersionsCmd(), newTemplatesPullCmd())
+	cmd.AddCommand(newTemplatesPushCmd(), newTemplatesListCmd(), newTemplatesVersionsCmd(), newTemplatesPullCmd(),
+		newTemplatesRemoveCmd("archive", "Archive a template no workspace uses: hidden from the list, no new workspaces until its next push",
+			(*client.Client).ArchiveTemplate, "Archived"),
+		newTemplatesRemoveCmd("delete", "Delete a template no workspace uses, with all its versions",
+			(*client.Client).DeleteTemplate, "Deleted"))
 	return cmd
 }
 
@@ -58,11 +65,17 @@ anything: a template with an error is refused with terraform's message.
 			if err != nil {
 				return err
 			}
+			for _, warning := range v.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Warning: %s\n", warning)
+			}
 			if output == outputJSON {
 				return writeJSONOutput(cmd.OutOrStdout(), v)
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "Template %s version %d is now active.\n", v.Template, v.Version)
+			if err := writeParameters(w, v.Parameters); err != nil {
+				return err
+			}
 			return writeVariables(w, v.Variables)
 		},
 	}
@@ -124,7 +137,7 @@ func newTemplatesVersionsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printList(cmd.OutOrStdout(), output, list, "VERSION\tACTIVE\tPUSHED BY\tPUSHED\tVARIABLES\tMESSAGE",
+			return printList(cmd.OutOrStdout(), output, list, "VERSION\tACTIVE\tPUSHED BY\tPUSHED\tPARAMETERS\tVARIABLES\tMESSAGE",
 				func(v client.TemplateVersion) string {
 					active := ""
 					if v.Active {
@@ -134,13 +147,97 @@ func newTemplatesVersionsCmd() *cobra.Command {
 					for _, x := range v.Variables {
 						names = append(names, x.Name)
 					}
-					return fmt.Sprintf("v%d\t%s\t%s\t%s\t%s\t%s", v.Version, active, v.CreatedBy, formatTime(v.CreatedAt),
-						orDash(strings.Join(names, ",")), v.Message)
+					params := make([]string, 0, len(v.Parameters))
+					for _, p := range v.Parameters {
+						params = append(params, p.Name)
+					}
+					return fmt.Sprintf("v%d\t%s\t%s\t%s\t%s\t%s\t%s", v.Version, active, v.CreatedBy, formatTime(v.CreatedAt),
+						orDash(strings.Join(params, ",")), orDash(strings.Join(names, ",")), v.Message)
 				})
 		},
 	}
 	addOutputFlag(cmd, &output)
+	cmd.AddCommand(newTemplatesActivateCmd())
 	return cmd
+}
+
+func newTemplatesActivateCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "activate NAME VERSION",
+		Short: "Make a version of a template the active one (new workspaces and updates use it)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(strings.TrimPrefix(args[1], "v"))
+			if err != nil || n <= 0 {
+				return fmt.Errorf("invalid version %q: want a version number such as 3 (see `devmesh templates versions %s`)", args[1], args[0])
+			}
+			c, _, err := newAPIClient()
+			if err != nil {
+				return err
+			}
+			v, err := c.ActivateTemplateVersion(cmd.Context(), args[0], n)
+			if err != nil {
+				return err
+			}
+			if output == outputJSON {
+				return writeJSONOutput(cmd.OutOrStdout(), v)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Template %s version %d is now active; `devmesh update WS` moves a workspace to it.\n", v.Template, v.Version)
+			return err
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+// newTemplatesRemoveCmd returns `templates archive|delete NAME`.
+func newTemplatesRemoveCmd(use, short string, do func(*client.Client, context.Context, string) error, done string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " NAME",
+		Short: short,
+		Long: short + `.
+
+Refused while workspaces use the template: delete them first (admins see
+every workspace with ` + "`devmesh list --all`" + `).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, _, err := newAPIClient()
+			if err != nil {
+				return err
+			}
+			if err := do(c, cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s template %s.\n", done, args[0])
+			return err
+		},
+	}
+}
+
+// writeParameters lists a template's parameters.
+func writeParameters(w io.Writer, params []param.Parameter) error {
+	if len(params) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "Parameters (set with devmesh create WS --template NAME --param K=V):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tTYPE\tDEFAULT\tMUTABLE\tDESCRIPTION")
+	for _, p := range params {
+		def := "(required)"
+		if p.Default != nil {
+			def = strconv.Quote(*p.Default)
+		}
+		mutable := "no"
+		if p.Mutable {
+			mutable = "yes"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", p.Name, p.Type, def, mutable, p.Description)
+	}
+	return tw.Flush()
 }
 
 func newTemplatesPullCmd() *cobra.Command {

@@ -117,7 +117,7 @@ func runTemplateFlow(t *testing.T, f templateFlow) {
 		t.Error("state lost on stop")
 	}
 	f.stopped(t, ws)
-	if out, _ := mustRun(t, "", "list"); !regexpLine(out, `^dev\s+`+f.template+`\s+stopped\s+-`) {
+	if out, _ := mustRun(t, "", "list"); !regexpLine(out, `^dev\s+`+f.template+` v1\s+stopped\s+-`) {
 		t.Errorf("list of a stopped workspace:\n%s", out)
 	}
 
@@ -180,7 +180,7 @@ func logBuildTimes(t *testing.T, c *client.Client, ws string, number int, start,
 func checkTemplateViews(t *testing.T, template string) {
 	t.Helper()
 	out, _ := mustRun(t, "", "list")
-	if !regexpLine(out, `^dev\s+`+template+`\s+started\s+main\s+connected\s+`) {
+	if !regexpLine(out, `^dev\s+`+template+` v1\s+started\s+main\s+connected\s+`) {
 		t.Errorf("list:\n%s", out)
 	}
 	out, _ = mustRun(t, "", "show", "dev")

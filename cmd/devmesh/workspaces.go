@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,19 +19,24 @@ type createOptions struct {
 	external     bool
 	template     string
 	vars         []string // K=V
+	params       paramFlags
 	noWait       bool
 	agentTimeout time.Duration
+	output       string
 }
 
 func newCreateCmd() *cobra.Command {
 	var o createOptions
 	cmd := &cobra.Command{
-		Use:   "create WS (--external | --template NAME [--var K=V]...)",
+		Use:   "create WS (--external | --template NAME [--param K=V]... [--param-file F] [--var K=V]...)",
 		Short: "Create a workspace",
 		Long: `Create a workspace.
 
 With --template the coordinator builds the workspace with the template's
-active version and the given variables: the command follows the build's log
+active version, the given parameters and variables. Parameters are the
+template's devmesh_parameter choices (see ` + "`devmesh templates versions NAME`" + `): on a
+terminal devmesh asks for each required one not given; without one, a
+missing required parameter is an error naming it. The command follows the build's log
 (terraform's output, on stderr) until it ends, then waits for the
 workspace's agents to connect, and tells how to connect. It exits non-zero
 if the build failed (the workspace stays: fix the cause and run
@@ -45,6 +51,9 @@ the agent on that machine:
   DEVMESH_URL=URL DEVMESH_AGENT_TOKEN=<token> devmesh agent`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(o.output); err != nil {
+				return err
+			}
 			req, err := o.request(args[0])
 			if err != nil {
 				return err
@@ -54,15 +63,40 @@ the agent on that machine:
 				return err
 			}
 			ctx := cmd.Context()
+			if req.Template != "" {
+				if req.Parameters, err = o.parameters(cmd, c, req.Template); err != nil {
+					return err
+				}
+			}
 			created, err := c.CreateWorkspace(ctx, req)
 			if err != nil {
 				return err
+			}
+			if o.output == outputJSON && created.Build == nil {
+				return writeJSONOutput(cmd.OutOrStdout(), created) // the agent token is in it, shown only now
 			}
 			if created.Build == nil {
 				return printCreated(cmd.OutOrStdout(), cmd.ErrOrStderr(), agentEnv(creds), created)
 			}
 			ws := created.Workspace
 			fmt.Fprintf(cmd.ErrOrStderr(), "Created workspace %s from template %s (version %d).\n", ws.Name, ws.Template, ws.TemplateVersion)
+			if o.output == outputJSON {
+				// Progress on stderr; stdout gets the workspace as it ends up.
+				bw := newBuildWaiter(cmd, c, ws.Name)
+				bw.out = cmd.ErrOrStderr()
+				err := bw.queued(ctx, *created.Build, o.noWait)
+				if err == nil && !o.noWait {
+					err = waitAgentsReady(ctx, cmd.ErrOrStderr(), cmd.ErrOrStderr(), c, ws.Name, o.agentTimeout)
+				}
+				if err != nil {
+					return err
+				}
+				final, err := c.Workspace(ctx, ws.Name)
+				if err != nil {
+					return err
+				}
+				return writeJSONOutput(cmd.OutOrStdout(), client.CreatedWorkspace{Workspace: final, Build: final.LatestBuild})
+			}
 			if err := newBuildWaiter(cmd, c, ws.Name).queued(ctx, *created.Build, o.noWait); err != nil || o.noWait {
 				return err
 			}
@@ -70,9 +104,11 @@ the agent on that machine:
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&o.external, "external", false, "bring your own machine: run `devmesh agent` on it with the printed token")
+	f.BoolVar(&o.external, "external", false, "bring your own machine: run 'devmesh agent' on it with the printed token")
 	f.StringVar(&o.template, "template", "", "create the workspace from this template")
 	f.StringArrayVar(&o.vars, "var", nil, "a template variable, K=V (repeatable)")
+	o.params.add(cmd)
+	addOutputFlag(cmd, &o.output)
 	f.BoolVar(&o.noWait, "no-wait", false, "with --template: return once the first build is queued")
 	addAgentTimeoutFlag(cmd, &o.agentTimeout)
 	return cmd
@@ -88,6 +124,8 @@ func (o createOptions) request(name string) (client.CreateWorkspaceRequest, erro
 		return req, errors.New("say how to create the workspace: --external (bring your own machine) or --template NAME")
 	case o.external && len(o.vars) > 0:
 		return req, errors.New("--var applies only with --template")
+	case o.external && o.params.given():
+		return req, errors.New("--param and --param-file apply only with --template")
 	case o.external && o.noWait:
 		return req, errors.New("--no-wait applies only with --template (an external workspace is created at once)")
 	}
@@ -105,6 +143,23 @@ func (o createOptions) request(name string) (client.CreateWorkspaceRequest, erro
 		req.Variables[k] = v
 	}
 	return req, nil
+}
+
+// parameters returns the --param values, after asking on a terminal for
+// the template's required parameters that have none.
+func (o createOptions) parameters(cmd *cobra.Command, c *client.Client, template string) (map[string]string, error) {
+	values, err := o.params.parse()
+	if err != nil {
+		return nil, err
+	}
+	v, err := c.ActiveTemplateVersion(cmd.Context(), template)
+	if err != nil {
+		return values, nil // the create says what is wrong (no such template, provisioning disabled)
+	}
+	if err := askParams(cmd.InOrStdin(), cmd.ErrOrStderr(), stdinIsTerminal(cmd), v.Parameters, values); err != nil {
+		return nil, err
+	}
+	return values, nil
 }
 
 // printCreated reports a new workspace; an agent token goes alone on the
@@ -132,11 +187,18 @@ func agentNames(ws client.Workspace) string {
 
 func newListCmd() *cobra.Command {
 	var output string
+	var all bool
 	cmd := &cobra.Command{
-		Use:     "list",
+		Use:     "list [--all]",
 		Aliases: []string{"ls"},
 		Short:   "List your workspaces and the state of their agents",
-		Args:    cobra.NoArgs,
+		Long: `List your workspaces and the state of their agents.
+
+--all (admins) lists every user's workspaces with an OWNER column; admins
+address them as OWNER/WS in show, logs, builds, start, stop, update and
+delete (ssh and the other connections too, when the server runs with
+--admins-reach-all). See docs/admin.md.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -145,19 +207,24 @@ func newListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			list, err := c.ListWorkspaces(cmd.Context())
+			list := (*client.Client).ListWorkspaces
+			if all {
+				list = (*client.Client).ListAllWorkspaces
+			}
+			workspaces, err := list(c, cmd.Context())
 			if err != nil {
 				return err
 			}
 			if output == outputJSON {
-				return writeJSONOutput(cmd.OutOrStdout(), list)
+				return writeJSONOutput(cmd.OutOrStdout(), workspaces)
 			}
-			if len(list) == 0 {
+			if len(workspaces) == 0 && !all {
 				fmt.Fprintln(cmd.ErrOrStderr(), "You have no workspaces. Create one with `devmesh create WS --template NAME` (see `devmesh templates list`) or `devmesh create WS --external`.")
 			}
-			return writeWorkspaceTable(cmd.OutOrStdout(), list)
+			return writeWorkspaceTable(cmd.OutOrStdout(), workspaces, all)
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "every user's workspaces, with their owners (admins)")
 	addOutputFlag(cmd, &output)
 	return cmd
 }
@@ -191,7 +258,7 @@ func newShowCmd() *cobra.Command {
 }
 
 func newDeleteCmd() *cobra.Command {
-	var noWait bool
+	var noWait, yes bool
 	cmd := &cobra.Command{
 		Use:     "delete WS",
 		Aliases: []string{"rm"},
@@ -204,7 +271,11 @@ it failed (the workspace then stays, with its state: fix the cause and
 delete again). --no-wait returns once the build is queued.
 
 An external workspace is deleted at once: its agents' tokens stop working
-and their nodes leave the tailnet; nothing on the machine is touched.`,
+and their nodes leave the tailnet; nothing on the machine is touched.
+
+On a terminal devmesh asks for confirmation first; --yes skips the
+question (without a terminal, e.g. in scripts, nothing is asked). Admins
+delete another user's workspace as OWNER/WS.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, _, err := newAPIClient()
@@ -216,19 +287,30 @@ and their nodes leave the tailnet; nothing on the machine is touched.`,
 			if err != nil {
 				return err
 			}
-			b, err := c.DeleteWorkspace(ctx, ws.Name)
+			// args[0], not ws.Name: an admin's OWNER/WS names another
+			// user's workspace.
+			name := args[0]
+			if !yes && stdinIsTerminal(cmd) {
+				if ok, err := askYesNo(cmd.InOrStdin(), cmd.ErrOrStderr(), deletePrompt(name, ws)); err != nil || !ok {
+					if err == nil {
+						err = errors.New("not deleted")
+					}
+					return err
+				}
+			}
+			b, err := c.DeleteWorkspace(ctx, name)
 			if err != nil {
 				return err
 			}
 			if b != nil {
-				if err := newBuildWaiter(cmd, c, ws.Name).queued(ctx, *b, noWait); err != nil || noWait {
+				if err := newBuildWaiter(cmd, c, name).queued(ctx, *b, noWait); err != nil || noWait {
 					return err
 				}
-				waitGone(ctx, c, ws.Name)
+				waitGone(ctx, c, name)
 				return nil
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "Deleted workspace %s.\n", ws.Name)
+			fmt.Fprintf(out, "Deleted workspace %s.\n", name)
 			for _, a := range ws.Agents {
 				if len(a.Addresses) == 0 {
 					fmt.Fprintf(out, "  agent %s: token revoked (it had not joined the tailnet)\n", a.Name)
@@ -240,6 +322,7 @@ and their nodes leave the tailnet; nothing on the machine is touched.`,
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "for a workspace from a template: return once the delete build is queued")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation (devmesh asks only on a terminal)")
 	return cmd
 }
 
@@ -257,4 +340,27 @@ func waitGone(ctx context.Context, c *client.Client, name string) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// deletePrompt is the confirmation question for deleting ws.
+func deletePrompt(name string, ws client.Workspace) string {
+	what := "its resources are destroyed"
+	if ws.Template == "" {
+		what = "its agents' tokens are revoked"
+	}
+	return fmt.Sprintf("Delete workspace %s (owner %s)? %s. [y/N] ", name, ws.Owner, what)
+}
+
+// askYesNo asks question on out and reads a yes or no from in.
+func askYesNo(in io.Reader, out io.Writer, question string) (bool, error) {
+	fmt.Fprint(out, question)
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && line == "" {
+		return false, fmt.Errorf("no answer: %w", err)
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
 }

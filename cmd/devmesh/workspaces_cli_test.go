@@ -176,7 +176,7 @@ func TestLogsFollow(t *testing.T) {
 	fctx, cancel := context.WithCancel(ctx)
 	out := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- printAgentLogs(fctx, out, owner, "dev", "main", true) }()
+	go func() { _, err := printAgentLogs(fctx, out, owner, "dev", "main", true); done <- err }()
 	waitOutput(t, out, "first\n")
 	if err := agentAPI.PostAgentLogs(ctx, []client.AgentLogLine{{Output: "second"}, {Output: "third"}}); err != nil {
 		t.Fatal(err)

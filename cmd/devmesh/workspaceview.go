@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,16 +12,25 @@ import (
 )
 
 // writeWorkspaceTable writes one row per agent (one row for a workspace
-// without agents, e.g. a stopped one).
-func writeWorkspaceTable(w io.Writer, list []client.Workspace) error {
+// without agents, e.g. a stopped one); withOwner adds an OWNER column.
+func writeWorkspaceTable(w io.Writer, list []client.Workspace, withOwner bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	owner := func(ws client.Workspace) string {
+		if withOwner {
+			return ws.Owner + "\t"
+		}
+		return ""
+	}
+	if withOwner {
+		fmt.Fprint(tw, "OWNER\t")
+	}
 	fmt.Fprintln(tw, "WORKSPACE\tTEMPLATE\tSTATE\tAGENT\tSTATUS\tLIFECYCLE\tADDRESS\tVERSION\tOS/ARCH\tLAST SEEN")
 	for _, ws := range list {
 		if len(ws.Agents) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", ws.Name, templateName(ws), workspaceState(ws))
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", owner(ws), ws.Name, templateName(ws), workspaceState(ws))
 		}
 		for _, a := range ws.Agents {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ws.Name, templateName(ws), workspaceState(ws), a.Name,
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", owner(ws), ws.Name, templateName(ws), workspaceState(ws), a.Name,
 				a.Status, a.Lifecycle, orDash(firstAddress(a)), orDash(a.Version), platform(a), lastSeen(a))
 		}
 	}
@@ -28,10 +38,13 @@ func writeWorkspaceTable(w io.Writer, list []client.Workspace) error {
 }
 
 func templateName(ws client.Workspace) string {
-	if ws.Template == "" {
+	switch {
+	case ws.Template == "":
 		return "(external)"
+	case ws.Outdated:
+		return fmt.Sprintf("%s v%d (outdated)", ws.Template, ws.TemplateVersion)
 	}
-	return ws.Template
+	return fmt.Sprintf("%s v%d", ws.Template, ws.TemplateVersion)
 }
 
 // workspaceState sums up a workspace's latest build: started, stopped,
@@ -98,6 +111,9 @@ func writeWorkspace(w io.Writer, ws client.Workspace, now time.Time) error {
 		fmt.Fprintf(tw, "Template:\t%s\n", templateName(ws))
 	} else {
 		fmt.Fprintf(tw, "Template:\t%s (version %d)\n", ws.Template, ws.TemplateVersion)
+		if ws.Outdated {
+			fmt.Fprintf(tw, "\tOutdated: the active version is %d (`devmesh update %s` moves to it)\n", ws.ActiveVersion, ws.Name)
+		}
 	}
 	fmt.Fprintf(tw, "Created:\t%s\n", formatTime(ws.CreatedAt))
 	if b := ws.LatestBuild; b != nil {
@@ -105,6 +121,17 @@ func writeWorkspace(w io.Writer, ws client.Workspace, now time.Time) error {
 		fmt.Fprintf(tw, "Latest build:\t%s\n", describeBuild(*b, now))
 		if b.Reason != "" {
 			fmt.Fprintf(tw, "  Reason:\t%s\n", b.Reason)
+		}
+	}
+	if len(ws.Parameters) > 0 {
+		fmt.Fprintf(tw, "\nParameters:\n")
+		names := make([]string, 0, len(ws.Parameters))
+		for k := range ws.Parameters {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			fmt.Fprintf(tw, "  %s:\t%s\n", k, ws.Parameters[k])
 		}
 	}
 	if len(ws.Metadata) > 0 {

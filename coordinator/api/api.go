@@ -30,6 +30,8 @@ type Control interface {
 	Registry() *control.Registry
 	// NodeName returns a node's MagicDNS name.
 	NodeName(*control.Node) string
+	// Policy is the access policy the control plane enforces.
+	Policy() control.Policy
 }
 
 var _ Control = (*control.Server)(nil)

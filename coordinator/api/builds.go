@@ -15,6 +15,7 @@ import (
 	"github.com/devmesh/devmesh/coordinator/client"
 	"github.com/devmesh/devmesh/coordinator/store"
 	"github.com/devmesh/devmesh/provision"
+	"github.com/devmesh/devmesh/provision/param"
 )
 
 // Build log paging and following.
@@ -37,9 +38,10 @@ func buildJSON(b store.Build) client.Build {
 // createFromTemplate creates owner's workspace from the active version of
 // req.Template and queues its first build (a start), returning both. The
 // workspace name must already be validated. Variable values are checked
-// against the template's variables: a missing required one, an unknown
-// one, or a value of the wrong type is a 400 (bad_variable) naming it.
-// Errors are API errors, ready to return from a handler.
+// against the template's variables, and parameter values against its
+// parameters: a missing required one, an unknown one, or a value of the
+// wrong type is a 400 (bad_variable, bad_parameter) naming it. Errors are
+// API errors, ready to return from a handler.
 func (a *API) createFromTemplate(ctx context.Context, owner store.User, req client.CreateWorkspaceRequest) (store.Workspace, store.Build, error) {
 	if a.builds == nil {
 		return store.Workspace{}, store.Build{}, errProvisioningDisabled
@@ -50,6 +52,10 @@ func (a *API) createFromTemplate(ctx context.Context, owner store.User, req clie
 	}
 	if err != nil {
 		return store.Workspace{}, store.Build{}, fmt.Errorf("look up template: %w", err)
+	}
+	if !t.ArchivedAt.IsZero() {
+		return store.Workspace{}, store.Build{}, newError(http.StatusBadRequest, client.CodeBadRequest,
+			"template %q is archived: it takes no new workspaces until a new version is pushed", t.Name)
 	}
 	v, err := a.store.TemplateVersionByID(ctx, t.ActiveVersionID, false)
 	if err != nil {
@@ -62,6 +68,10 @@ func (a *API) createFromTemplate(ctx context.Context, owner store.User, req clie
 	if err := provision.CheckValues(decls, req.Variables); err != nil {
 		return store.Workspace{}, store.Build{}, newError(http.StatusBadRequest, client.CodeBadVariable,
 			"template %s (version %d): %v", t.Name, v.Version, err)
+	}
+	params, err := resolveParameters(t, v, req.Parameters, nil)
+	if err != nil {
+		return store.Workspace{}, store.Build{}, err
 	}
 	vars := req.Variables
 	if vars == nil {
@@ -82,7 +92,7 @@ func (a *API) createFromTemplate(ctx context.Context, owner store.User, req clie
 	if err != nil {
 		return store.Workspace{}, store.Build{}, fmt.Errorf("create workspace: %w", err)
 	}
-	b, err := a.startBuild(ctx, owner, ws, client.TransitionStart)
+	b, err := a.queueBuild(ctx, owner, ws, builds.Request{Transition: provision.TransitionStart, Parameters: params})
 	if err != nil {
 		if derr := a.store.DeleteWorkspace(context.WithoutCancel(ctx), ws.ID); derr != nil {
 			a.log.Error("undo workspace creation", "workspace_id", ws.ID, "err", derr)
@@ -93,13 +103,100 @@ func (a *API) createFromTemplate(ctx context.Context, owner store.User, req clie
 	return ws, b, nil
 }
 
+// resolveParameters checks parameter values for a build of version v (see
+// param.Resolve); previous is nil at create. Errors are API errors.
+func resolveParameters(t store.Template, v store.TemplateVersion, given, previous map[string]string) (map[string]string, error) {
+	decls, err := templateParameters(v)
+	if err != nil {
+		return nil, err
+	}
+	params, err := param.Resolve(decls, given, previous)
+	if err != nil {
+		code := client.CodeBadParameter
+		if errors.Is(err, param.ErrImmutable) {
+			code = client.CodeImmutableParameter
+		}
+		return nil, newError(http.StatusBadRequest, code, "template %s (version %d): %v", t.Name, v.Version, err)
+	}
+	return params, nil
+}
+
+// handleUpdateWorkspace rebuilds a workspace on its template's active
+// version: a start build carrying its parameter values, with the changes
+// asked for (mutable parameters only).
+func (a *API) handleUpdateWorkspace(w http.ResponseWriter, r *http.Request, c caller) error {
+	if a.builds == nil {
+		return errProvisioningDisabled
+	}
+	var req client.UpdateWorkspaceRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	ws, err := a.ownWorkspace(r, c)
+	if err != nil {
+		return err
+	}
+	if ws.IsExternal() {
+		return badRequest("workspace %q is an external workspace (bring your own machine): it has no template to update to", ws.Name)
+	}
+	ctx := r.Context()
+	t, err := a.store.TemplateByID(ctx, ws.TemplateID)
+	if err != nil {
+		return fmt.Errorf("look up template: %w", err)
+	}
+	v, err := a.store.TemplateVersionByID(ctx, t.ActiveVersionID, false)
+	if err != nil {
+		return fmt.Errorf("load template version: %w", err)
+	}
+	previous, err := a.workspaceParameters(ctx, ws)
+	if err != nil {
+		return err
+	}
+	params, err := resolveParameters(t, v, req.Parameters, previous)
+	if err != nil {
+		return err
+	}
+	b, err := a.queueBuild(ctx, c.user, ws, builds.Request{Transition: provision.TransitionStart, TemplateVersionID: v.ID, Parameters: params})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, buildJSON(b))
+	return nil
+}
+
+// workspaceParameters returns the parameter values of ws's latest build
+// (empty if it has none).
+func (a *API) workspaceParameters(ctx context.Context, ws store.Workspace) (map[string]string, error) {
+	values := map[string]string{}
+	b, err := a.store.LatestBuild(ctx, ws.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return values, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("latest build: %w", err)
+	}
+	if err := json.Unmarshal([]byte(b.Parameters), &values); err != nil {
+		return nil, fmt.Errorf("build %d: stored parameters: %w", b.ID, err)
+	}
+	return values, nil
+}
+
 // startBuild queues a build of ws (start, stop or delete) on behalf of
-// initiator. Errors are API errors.
+// initiator, with the workspace's version and parameters. Errors are API
+// errors.
 func (a *API) startBuild(ctx context.Context, initiator store.User, ws store.Workspace, transition string) (store.Build, error) {
+	return a.queueBuild(ctx, initiator, ws, builds.Request{Transition: provision.Transition(transition)})
+}
+
+// queueBuild queues req for ws on behalf of initiator. Errors are API
+// errors.
+func (a *API) queueBuild(ctx context.Context, initiator store.User, ws store.Workspace, req builds.Request) (store.Build, error) {
 	if a.builds == nil {
 		return store.Build{}, errProvisioningDisabled
 	}
-	b, err := a.builds.Enqueue(ctx, builds.Request{Workspace: ws, Transition: provision.Transition(transition), InitiatorID: initiator.ID})
+	req.Workspace, req.InitiatorID = ws, initiator.ID
+	transition := string(req.Transition)
+	b, err := a.builds.Enqueue(ctx, req)
 	var busy *store.BuildInProgressError
 	switch {
 	case errors.As(err, &busy):
@@ -129,18 +226,10 @@ func errBuildInProgress(ws string, b store.Build) *apiError {
 		ws, b.Number, b.Transition, b.Status, ws, b.Number, ws, b.Number)
 }
 
-// ownWorkspace returns the caller's workspace named in the path; another
-// user's is answered like a missing one.
+// ownWorkspace returns the workspace named in the path (see
+// pathWorkspace).
 func (a *API) ownWorkspace(r *http.Request, c caller) (store.Workspace, error) {
-	name := r.PathValue("name")
-	ws, err := a.store.WorkspaceByName(r.Context(), c.user.ID, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return ws, newError(http.StatusNotFound, client.CodeNotFound, "you have no workspace called %q", name)
-	}
-	if err != nil {
-		return ws, fmt.Errorf("look up workspace: %w", err)
-	}
-	return ws, nil
+	return a.pathWorkspace(r, c)
 }
 
 // pathBuild returns the build of ws named in the path: a number or

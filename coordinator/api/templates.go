@@ -17,6 +17,7 @@ import (
 	"github.com/devmesh/devmesh/coordinator/client"
 	"github.com/devmesh/devmesh/coordinator/store"
 	"github.com/devmesh/devmesh/provision"
+	"github.com/devmesh/devmesh/provision/param"
 )
 
 // Template names appear in URLs and tables.
@@ -35,6 +36,10 @@ func (a *API) provisioningRoutes() {
 	m.Handle("POST /api/v1/templates/{name}/versions", a.authed(a.handlePushTemplate))
 	m.Handle("GET /api/v1/templates/{name}/versions", a.authed(a.handleListTemplateVersions))
 	m.Handle("GET /api/v1/templates/{name}/versions/{version}/archive", a.authed(a.handleTemplateArchive))
+	m.Handle("POST /api/v1/templates/{name}/versions/{version}/activate", a.authed(a.handleActivateTemplateVersion))
+	m.Handle("POST /api/v1/templates/{name}/archive", a.authed(a.handleArchiveTemplate))
+	m.Handle("DELETE /api/v1/templates/{name}", a.authed(a.handleDeleteTemplate))
+	m.Handle("POST /api/v1/workspaces/{name}/update", a.authed(a.handleUpdateWorkspace))
 	m.Handle("POST /api/v1/workspaces/{name}/builds", a.authed(a.handleCreateBuild))
 	m.Handle("GET /api/v1/workspaces/{name}/builds", a.authed(a.handleListBuilds))
 	m.Handle("GET /api/v1/workspaces/{name}/builds/{number}", a.authed(a.handleGetBuild))
@@ -90,17 +95,22 @@ func (a *API) handlePushTemplate(w http.ResponseWriter, r *http.Request, c calle
 	if err != nil {
 		return err
 	}
-	vars, err := a.builds.ValidateTemplate(ctx, archive)
+	mod, err := a.builds.ValidateTemplate(ctx, archive)
 	if err != nil {
 		return templateError(err)
 	}
-	varsJSON, err := json.Marshal(vars)
+	varsJSON, err := json.Marshal(mod.Variables)
 	if err != nil {
 		return fmt.Errorf("encode variables: %w", err)
 	}
+	paramsJSON, err := json.Marshal(mod.Parameters)
+	if err != nil {
+		return fmt.Errorf("encode parameters: %w", err)
+	}
 	sum := sha256.Sum256(archive)
 	tpl, v, err := a.store.PushTemplateVersion(ctx, name, store.TemplateVersion{
-		Message: message, Archive: archive, ArchiveHash: hex.EncodeToString(sum[:]), Variables: string(varsJSON), CreatedBy: c.user.ID,
+		Message: message, Archive: archive, ArchiveHash: hex.EncodeToString(sum[:]), Variables: string(varsJSON),
+		Parameters: string(paramsJSON), CreatedBy: c.user.ID,
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return newError(http.StatusConflict, client.CodeConflict, "another push of template %q happened at the same time; push again", name)
@@ -112,6 +122,9 @@ func (a *API) handlePushTemplate(w http.ResponseWriter, r *http.Request, c calle
 	out, err := versionJSON(tpl, v)
 	if err != nil {
 		return err
+	}
+	if mod.Agents == 0 {
+		out.Warnings = append(out.Warnings, "the template has no devmesh_agent resource: its workspaces will have no agent to connect to (ssh, port-forward)")
 	}
 	writeJSON(w, http.StatusCreated, out)
 	return nil
@@ -141,9 +154,10 @@ func (a *API) readArchive(w http.ResponseWriter, r *http.Request) ([]byte, error
 func templateError(err error) error {
 	var te *provision.TerraformError
 	var ae *provision.ArchiveError
+	var pe *provision.ParameterError
 	var diags hcl.Diagnostics
 	switch {
-	case errors.As(err, &te), errors.As(err, &ae), errors.As(err, &diags),
+	case errors.As(err, &te), errors.As(err, &ae), errors.As(err, &diags), errors.As(err, &pe),
 		errors.Is(err, provision.ErrBackendConfigured), errors.Is(err, provision.ErrEmptyTemplate):
 		return newError(http.StatusBadRequest, client.CodeBadTemplate, "template rejected: %v", err)
 	}
@@ -151,14 +165,15 @@ func templateError(err error) error {
 }
 
 func (a *API) handleListTemplates(w http.ResponseWriter, r *http.Request, c caller) error {
-	list, err := a.store.ListTemplates(r.Context())
+	all, _ := strconv.ParseBool(r.URL.Query().Get("all"))
+	list, err := a.store.ListTemplates(r.Context(), all)
 	if err != nil {
 		return fmt.Errorf("list templates: %w", err)
 	}
 	out := make([]client.Template, 0, len(list))
 	for _, t := range list {
 		out = append(out, client.Template{Name: t.Name, ActiveVersion: t.ActiveVersion, CreatedBy: t.CreatedByName,
-			CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt})
+			CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Archived: !t.ArchivedAt.IsZero()})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -233,9 +248,13 @@ func versionJSON(t store.Template, v store.TemplateVersion) (client.TemplateVers
 	if err != nil {
 		return client.TemplateVersion{}, err
 	}
+	params, err := templateParameters(v)
+	if err != nil {
+		return client.TemplateVersion{}, err
+	}
 	out := client.TemplateVersion{Template: t.Name, Version: v.Version, Active: t.ActiveVersionID == v.ID, Message: v.Message,
 		ArchiveHash: v.ArchiveHash, ArchiveSize: v.ArchiveSize, CreatedBy: v.CreatedByName, CreatedAt: v.CreatedAt,
-		Variables: make([]client.TemplateVariable, 0, len(vars))}
+		Variables: make([]client.TemplateVariable, 0, len(vars)), Parameters: params}
 	for _, x := range vars {
 		tv := client.TemplateVariable{Name: x.Name, Type: x.Type, Description: x.Description,
 			Default: x.Default, Required: x.Required, Sensitive: x.Sensitive}
@@ -253,4 +272,92 @@ func templateVariables(v store.TemplateVersion) ([]provision.Variable, error) {
 		return nil, fmt.Errorf("template version %d: stored variables: %w", v.ID, err)
 	}
 	return vars, nil
+}
+
+func templateParameters(v store.TemplateVersion) ([]param.Parameter, error) {
+	params := []param.Parameter{}
+	if err := json.Unmarshal([]byte(v.Parameters), &params); err != nil {
+		return nil, fmt.Errorf("template version %d: stored parameters: %w", v.ID, err)
+	}
+	return params, nil
+}
+
+// pushableTemplate returns the template named in the path if c may change
+// it (see mayPush).
+func (a *API) pushableTemplate(r *http.Request, c caller) (store.Template, error) {
+	t, err := a.templateByName(r)
+	if err != nil {
+		return t, err
+	}
+	if !mayPush(c.user, t) {
+		return t, newError(http.StatusForbidden, client.CodeForbidden, "only admins and the creator of template %q may change it", t.Name)
+	}
+	return t, nil
+}
+
+func (a *API) handleActivateTemplateVersion(w http.ResponseWriter, r *http.Request, c caller) error {
+	t, err := a.pushableTemplate(r, c)
+	if err != nil {
+		return err
+	}
+	s := r.PathValue("version")
+	number, err := strconv.Atoi(s)
+	if err != nil || number <= 0 {
+		return badRequest("invalid version %q: want a version number", s)
+	}
+	v, err := a.store.ActivateTemplateVersion(r.Context(), t.ID, number)
+	if errors.Is(err, store.ErrNotFound) {
+		return newError(http.StatusNotFound, client.CodeNotFound, "template %q has no version %d (see `devmesh templates versions %s`)", t.Name, number, t.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("activate template version: %w", err)
+	}
+	a.log.Info("activated template version", "username", c.user.Username, "template", t.Name, "version", number)
+	t.ActiveVersionID = v.ID
+	out, err := versionJSON(t, v)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) handleArchiveTemplate(w http.ResponseWriter, r *http.Request, c caller) error {
+	t, err := a.pushableTemplate(r, c)
+	if err != nil {
+		return err
+	}
+	if err := templateInUse(t, a.store.ArchiveTemplate(r.Context(), t.ID, true), "archived"); err != nil {
+		return err
+	}
+	a.log.Info("archived template", "username", c.user.Username, "template", t.Name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) handleDeleteTemplate(w http.ResponseWriter, r *http.Request, c caller) error {
+	t, err := a.pushableTemplate(r, c)
+	if err != nil {
+		return err
+	}
+	if err := templateInUse(t, a.store.DeleteTemplate(r.Context(), t.ID), "deleted"); err != nil {
+		return err
+	}
+	a.log.Info("deleted template", "username", c.user.Username, "template", t.Name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// templateInUse turns store.ErrInUse into a 409 that says what to do.
+func templateInUse(t store.Template, err error, what string) error {
+	switch {
+	case errors.Is(err, store.ErrInUse):
+		return newError(http.StatusConflict, client.CodeTemplateInUse,
+			"template %q cannot be %s while workspaces use it: delete them first (admins see every workspace with `devmesh list --all`)", t.Name, what)
+	case errors.Is(err, store.ErrNotFound):
+		return errNoTemplate(t.Name)
+	case err != nil:
+		return fmt.Errorf("template %s: %w", what, err)
+	}
+	return nil
 }

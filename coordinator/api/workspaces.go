@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -120,9 +121,18 @@ func (a *API) createExternalWorkspace(ctx context.Context, owner store.User, nam
 	return client.CreatedWorkspace{Workspace: out, AgentToken: token}, nil
 }
 
+// handleListWorkspaces lists the caller's workspaces; with ?all=true
+// (admins only) every user's.
 func (a *API) handleListWorkspaces(w http.ResponseWriter, r *http.Request, c caller) error {
 	ctx := r.Context()
-	list, err := a.store.ListWorkspaces(ctx, c.user.ID)
+	owner := c.user.ID
+	if all, _ := strconv.ParseBool(r.URL.Query().Get("all")); all {
+		if !c.user.IsAdmin() {
+			return newError(http.StatusForbidden, client.CodeForbidden, "listing every user's workspaces (--all) needs the admin role")
+		}
+		owner = 0
+	}
+	list, err := a.store.ListWorkspaces(ctx, owner)
 	if err != nil {
 		return fmt.Errorf("list workspaces: %w", err)
 	}
@@ -139,11 +149,43 @@ func (a *API) handleListWorkspaces(w http.ResponseWriter, r *http.Request, c cal
 	return nil
 }
 
-// callerWorkspace returns the caller's workspace named in the path.
+// callerWorkspace returns the workspace named in the path (see
+// pathWorkspace).
 func (a *API) callerWorkspace(r *http.Request, c caller) (store.Workspace, error) {
-	name := r.PathValue("name")
-	ws, err := a.store.WorkspaceByName(r.Context(), c.user.ID, name)
+	return a.pathWorkspace(r, c)
+}
+
+// pathWorkspace returns the workspace named in the path: WS, one of the
+// caller's, or OWNER/WS. Only admins name another user's workspace as
+// OWNER/WS (a member is refused with 403, whether or not it exists);
+// a member's WS never finds another user's workspace (404, as if it did
+// not exist).
+func (a *API) pathWorkspace(r *http.Request, c caller) (store.Workspace, error) {
+	full := r.PathValue("name")
+	ownerName, name, qualified := strings.Cut(full, "/")
+	if !qualified {
+		name = full
+	}
+	owner := c.user
+	if qualified && ownerName != c.user.Username {
+		if !c.user.IsAdmin() {
+			return store.Workspace{}, newError(http.StatusForbidden, client.CodeForbidden,
+				"only admins address other users' workspaces as OWNER/WS; yours are addressed by name alone")
+		}
+		u, err := a.store.UserByName(r.Context(), ownerName)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Workspace{}, newError(http.StatusNotFound, client.CodeNotFound, "there is no user called %q", ownerName)
+		}
+		if err != nil {
+			return store.Workspace{}, fmt.Errorf("look up user: %w", err)
+		}
+		owner = u
+	}
+	ws, err := a.store.WorkspaceByName(r.Context(), owner.ID, name)
 	if errors.Is(err, store.ErrNotFound) {
+		if owner.ID != c.user.ID {
+			return store.Workspace{}, newError(http.StatusNotFound, client.CodeNotFound, "%s has no workspace called %q", owner.Username, name)
+		}
 		return store.Workspace{}, errNoWorkspace(name)
 	}
 	if err != nil {

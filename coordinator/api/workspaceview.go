@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -15,15 +16,36 @@ import (
 // template, its latest build and its metadata. It remembers template
 // names and version numbers across the workspaces of one request.
 type workspaceViews struct {
-	a        *API
-	c        caller
-	nodes    map[int64][]*control.Node // the caller's agent nodes, by agent ID
-	names    map[int64]string          // template ID -> name
-	versions map[int64]int             // template version ID -> number
+	a         *API
+	c         caller
+	nodes     map[int64]map[int64][]*control.Node // owner ID -> the owner's agent nodes, by agent ID
+	owners    map[int64]string                    // owner ID -> username
+	templates map[int64]store.Template            // by ID
+	versions  map[int64]int                       // template version ID -> number
 }
 
 func (a *API) newWorkspaceViews(c caller) *workspaceViews {
-	return &workspaceViews{a: a, c: c, nodes: a.agentNodes(c.user.ID), names: map[int64]string{}, versions: map[int64]int{}}
+	return &workspaceViews{a: a, c: c, nodes: map[int64]map[int64][]*control.Node{},
+		owners: map[int64]string{c.user.ID: c.user.Username}, templates: map[int64]store.Template{}, versions: map[int64]int{}}
+}
+
+// owner returns the owner's username and agent nodes.
+func (v *workspaceViews) owner(ctx context.Context, id int64) (string, map[int64][]*control.Node, error) {
+	name, ok := v.owners[id]
+	if !ok {
+		u, err := v.a.store.UserByID(ctx, id)
+		if err != nil {
+			return "", nil, fmt.Errorf("look up owner %d: %w", id, err)
+		}
+		name = u.Username
+		v.owners[id] = name
+	}
+	nodes, ok := v.nodes[id]
+	if !ok {
+		nodes = v.a.agentNodes(id)
+		v.nodes[id] = nodes
+	}
+	return name, nodes, nil
 }
 
 // view renders ws.
@@ -32,11 +54,18 @@ func (v *workspaceViews) view(ctx context.Context, ws store.Workspace) (client.W
 	if err != nil {
 		return client.Workspace{}, fmt.Errorf("list agents: %w", err)
 	}
-	out := v.a.workspaceJSON(ws, v.c.user.Username, agents, v.nodes)
+	owner, nodes, err := v.owner(ctx, ws.OwnerID)
+	if err != nil {
+		return client.Workspace{}, err
+	}
+	out := v.a.workspaceJSON(ws, owner, agents, nodes)
+	if ws.OwnerID != v.c.user.ID && !v.a.control.Policy().AdminsReachAll {
+		out.Unreachable = "the coordinator does not let admins connect to other users' workspaces (devmesh server --admins-reach-all)"
+	}
 	if ws.IsExternal() {
 		return out, nil
 	}
-	if out.Template, out.TemplateVersion, err = v.template(ctx, ws); err != nil {
+	if err := v.template(ctx, ws, &out); err != nil {
 		return out, err
 	}
 	b, err := v.a.store.LatestBuild(ctx, ws.ID)
@@ -44,6 +73,12 @@ func (v *workspaceViews) view(ctx context.Context, ws store.Workspace) (client.W
 	case err == nil:
 		bj := buildJSON(b)
 		out.LatestBuild = &bj
+		if err := json.Unmarshal([]byte(b.Parameters), &out.Parameters); err != nil {
+			return out, fmt.Errorf("build %d: stored parameters: %w", b.ID, err)
+		}
+		if len(out.Parameters) == 0 {
+			out.Parameters = nil
+		}
 	case !errors.Is(err, store.ErrNotFound):
 		return out, fmt.Errorf("latest build: %w", err)
 	}
@@ -55,28 +90,29 @@ func (v *workspaceViews) view(ctx context.Context, ws store.Workspace) (client.W
 	return out, nil
 }
 
-// template returns the name of ws's template and the number of its
-// version.
-func (v *workspaceViews) template(ctx context.Context, ws store.Workspace) (string, int, error) {
-	name, ok := v.names[ws.TemplateID]
+// template fills in ws's template, the number of its version, the
+// template's active version and whether ws is outdated.
+func (v *workspaceViews) template(ctx context.Context, ws store.Workspace, out *client.Workspace) error {
+	t, ok := v.templates[ws.TemplateID]
 	if !ok {
-		t, err := v.a.store.TemplateByID(ctx, ws.TemplateID)
-		if err != nil {
-			return "", 0, fmt.Errorf("look up template %d: %w", ws.TemplateID, err)
+		var err error
+		if t, err = v.a.store.TemplateByID(ctx, ws.TemplateID); err != nil {
+			return fmt.Errorf("look up template %d: %w", ws.TemplateID, err)
 		}
-		name = t.Name
-		v.names[ws.TemplateID] = name
+		v.templates[ws.TemplateID] = t
 	}
 	n, ok := v.versions[ws.TemplateVersionID]
 	if !ok {
 		tv, err := v.a.store.TemplateVersionByID(ctx, ws.TemplateVersionID, false)
 		if err != nil {
-			return "", 0, fmt.Errorf("look up template version %d: %w", ws.TemplateVersionID, err)
+			return fmt.Errorf("look up template version %d: %w", ws.TemplateVersionID, err)
 		}
 		n = tv.Version
 		v.versions[ws.TemplateVersionID] = n
 	}
-	return name, n, nil
+	out.Template, out.TemplateVersion, out.ActiveVersion = t.Name, n, t.ActiveVersion
+	out.Outdated = t.ActiveVersionID != 0 && t.ActiveVersionID != ws.TemplateVersionID
+	return nil
 }
 
 // metadataJSON renders metadata items; the values of sensitive ones are

@@ -130,13 +130,14 @@ func (e *env) pushDir(name, dir string) store.TemplateVersion {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	vars, err := e.q.ValidateTemplate(context.Background(), archive)
+	mod, err := e.q.ValidateTemplate(context.Background(), archive)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	varsJSON, _ := json.Marshal(vars)
+	varsJSON, _ := json.Marshal(mod.Variables)
+	paramsJSON, _ := json.Marshal(mod.Parameters)
 	_, v, err := e.st.PushTemplateVersion(context.Background(), name, store.TemplateVersion{Archive: archive, ArchiveHash: "x",
-		Variables: string(varsJSON), CreatedBy: e.user.ID})
+		Variables: string(varsJSON), Parameters: string(paramsJSON), CreatedBy: e.user.ID})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ package builds
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,6 +72,12 @@ type Request struct {
 	Workspace   store.Workspace
 	Transition  provision.Transition
 	InitiatorID int64 // user who asked; 0 for the system
+	// TemplateVersionID is the version to build with (an update); 0 for
+	// the workspace's.
+	TemplateVersionID int64
+	// Parameters are the parameter values, already resolved (see
+	// param.Resolve); nil carries those of the workspace's latest build.
+	Parameters map[string]string
 }
 
 // Queue runs builds. Create it with New, start it with Start.
@@ -214,11 +221,24 @@ func (q *Queue) Enqueue(ctx context.Context, req Request) (store.Build, error) {
 	if req.Workspace.IsExternal() {
 		return store.Build{}, ErrExternalWorkspace
 	}
+	version := req.TemplateVersionID
+	if version == 0 {
+		version = req.Workspace.TemplateVersionID
+	}
+	var params string
+	if req.Parameters != nil {
+		b, err := json.Marshal(req.Parameters)
+		if err != nil {
+			return store.Build{}, fmt.Errorf("builds: parameters: %w", err)
+		}
+		params = string(b)
+	}
 	b, err := q.st.EnqueueBuild(ctx, store.Build{
 		WorkspaceID:       req.Workspace.ID,
 		Transition:        string(req.Transition),
-		TemplateVersionID: req.Workspace.TemplateVersionID,
+		TemplateVersionID: version,
 		InitiatorID:       req.InitiatorID,
+		Parameters:        params,
 	})
 	if err != nil {
 		return store.Build{}, err
@@ -289,13 +309,13 @@ var errCanceled = errors.New("build canceled")
 func (q *Queue) Changed(buildID int64) <-chan struct{} { return q.watch.changed(buildID) }
 
 // ValidateTemplate checks a template archive as a push must (see
-// provision.Runner.Validate) and returns its variables. At most Workers
-// validations run at once.
-func (q *Queue) ValidateTemplate(ctx context.Context, archive []byte) ([]provision.Variable, error) {
+// provision.Runner.Validate) and returns its variables and parameters. At
+// most Workers validations run at once.
+func (q *Queue) ValidateTemplate(ctx context.Context, archive []byte) (provision.Module, error) {
 	select {
 	case q.validate <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return provision.Module{}, ctx.Err()
 	}
 	defer func() { <-q.validate }()
 	return q.runner.Validate(ctx, archive)

@@ -52,7 +52,8 @@ type job struct {
 	version store.TemplateVersion // with its archive
 	state   []byte
 	vars    map[string]string
-	rotate  bool // the workspace has no agents: mint new tokens (see provision.BuildRequest)
+	params  map[string]string // the build's parameter values
+	rotate  bool              // the workspace has no agents: mint new tokens (see provision.BuildRequest)
 }
 
 func (q *Queue) load(ctx context.Context, b store.Build) (job, error) {
@@ -75,6 +76,9 @@ func (q *Queue) load(ctx context.Context, b store.Build) (job, error) {
 	}
 	if err := json.Unmarshal([]byte(j.ws.Variables), &j.vars); err != nil {
 		return j, fmt.Errorf("workspace variables: %w", err)
+	}
+	if err := json.Unmarshal([]byte(b.Parameters), &j.params); err != nil {
+		return j, fmt.Errorf("build parameters: %w", err)
 	}
 	agents, err := q.st.ListAgents(ctx, j.ws.ID)
 	if err != nil {
@@ -153,6 +157,7 @@ func (q *Queue) execute(ctx context.Context, b store.Build, logs *buildLog) (job
 		Transition:        provision.Transition(b.Transition),
 		State:             j.state,
 		Variables:         j.vars,
+		Parameters:        j.params,
 		Workspace:         provision.Workspace{ID: j.ws.UUID, Name: j.ws.Name, Owner: j.owner.Username, AccessURL: q.opts.AccessURL, Fingerprint: q.opts.Fingerprint},
 		RotateAgentTokens: j.rotate,
 		Log:               logs.add,

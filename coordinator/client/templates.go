@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/devmesh/devmesh/provision/param"
 )
 
 // Error codes of the template and build API.
@@ -21,6 +23,15 @@ const (
 	// CodeBadVariable: a template variable is missing, unknown, or of the
 	// wrong type; the message names it.
 	CodeBadVariable = "bad_variable"
+	// CodeBadParameter: a template parameter value is missing, unknown or
+	// refused by the parameter's declaration; the message names it.
+	CodeBadParameter = "bad_parameter"
+	// CodeImmutableParameter: an update tried to change a parameter that
+	// is not mutable.
+	CodeImmutableParameter = "immutable_parameter"
+	// CodeTemplateInUse: the template still has workspaces (archive,
+	// delete).
+	CodeTemplateInUse = "template_in_use"
 	// CodeProvisioningDisabled: this coordinator runs no terraform.
 	CodeProvisioningDisabled = "provisioning_disabled"
 	// CodeBuildFinished: the build has already ended (cancel).
@@ -38,6 +49,7 @@ type Template struct {
 	CreatedBy     string    `json:"created_by"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"` // when the active version was pushed
+	Archived      bool      `json:"archived,omitempty"`
 }
 
 // TemplateVariable is an input variable a template declares.
@@ -60,8 +72,13 @@ type TemplateVersion struct {
 	ArchiveHash string             `json:"archive_hash"` // hex SHA-256
 	ArchiveSize int64              `json:"archive_size"`
 	Variables   []TemplateVariable `json:"variables"`
-	CreatedBy   string             `json:"created_by"`
-	CreatedAt   time.Time          `json:"created_at"`
+	Parameters  []param.Parameter  `json:"parameters"`
+	// Warnings are things a push noticed that are allowed but probably
+	// not meant (a template without a devmesh_agent); only in the answer
+	// to the push.
+	Warnings  []string  `json:"warnings,omitempty"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // PushTemplate uploads a template archive (provision.Pack) as a new
@@ -166,4 +183,40 @@ func decodeBody(resp *http.Response, out any) error {
 		return fmt.Errorf("%s %s: decode response: %w", resp.Request.Method, resp.Request.URL.Path, err)
 	}
 	return nil
+}
+
+// ActivateTemplateVersion makes a version of a template the active one:
+// new workspaces and `devmesh update` use it
+// (POST /templates/{name}/versions/{version}/activate).
+func (c *Client) ActivateTemplateVersion(ctx context.Context, name string, version int) (TemplateVersion, error) {
+	var out TemplateVersion
+	path := fmt.Sprintf("templates/%s/versions/%d/activate", url.PathEscape(name), version)
+	return out, c.do(ctx, http.MethodPost, path, nil, &out)
+}
+
+// ArchiveTemplate archives a template that no workspace uses: it leaves
+// the list and takes no new workspaces until its next push
+// (POST /templates/{name}/archive).
+func (c *Client) ArchiveTemplate(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodPost, "templates/"+url.PathEscape(name)+"/archive", nil, nil)
+}
+
+// DeleteTemplate deletes a template that no workspace uses, with all its
+// versions (DELETE /templates/{name}).
+func (c *Client) DeleteTemplate(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "templates/"+url.PathEscape(name), nil, nil)
+}
+
+// ActiveTemplateVersion returns the active version of a template.
+func (c *Client) ActiveTemplateVersion(ctx context.Context, name string) (TemplateVersion, error) {
+	list, err := c.TemplateVersions(ctx, name)
+	if err != nil {
+		return TemplateVersion{}, err
+	}
+	for _, v := range list {
+		if v.Active {
+			return v, nil
+		}
+	}
+	return TemplateVersion{}, fmt.Errorf("template %q has no active version", name)
 }

@@ -23,9 +23,16 @@ type Workspace struct {
 	Owner string `json:"owner"`
 	// Template and TemplateVersion are the template and version the
 	// workspace is built from; empty for an external workspace.
-	Template        string    `json:"template,omitempty"`
-	TemplateVersion int       `json:"template_version,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
+	Template        string `json:"template,omitempty"`
+	TemplateVersion int    `json:"template_version,omitempty"`
+	// Outdated is set when the template's active version is not the
+	// workspace's: `devmesh update` rebuilds it on the active one.
+	Outdated bool `json:"outdated,omitempty"`
+	// ActiveVersion is the template's active version.
+	ActiveVersion int `json:"active_version,omitempty"`
+	// Parameters are the template parameter values of the latest build.
+	Parameters map[string]string `json:"parameters,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
 	// LatestBuild is the workspace's latest build: whether it is started,
 	// stopped, being built or failed. Nil for an external workspace.
 	LatestBuild *Build `json:"latest_build,omitempty"`
@@ -33,6 +40,9 @@ type Workspace struct {
 	// successful build, in the template's order.
 	Metadata []MetadataItem `json:"metadata,omitempty"`
 	Agents   []Agent        `json:"agents"`
+	// Unreachable, when set, says why the caller (an admin looking at
+	// another user's workspace) cannot connect to its agents.
+	Unreachable string `json:"unreachable,omitempty"`
 }
 
 // MetadataItem is one item of a template's devmesh_metadata resource.
@@ -75,6 +85,16 @@ type CreateWorkspaceRequest struct {
 	External  bool              `json:"external,omitempty"`
 	Template  string            `json:"template,omitempty"`
 	Variables map[string]string `json:"variables,omitempty"`
+	// Parameters are values for the template's parameters (devmesh_parameter),
+	// taken literally; see provision/param for their form.
+	Parameters map[string]string `json:"parameters,omitempty"`
+}
+
+// UpdateWorkspaceRequest rebuilds a workspace on its template's active
+// version; Parameters change mutable parameters (the others keep their
+// values).
+type UpdateWorkspaceRequest struct {
+	Parameters map[string]string `json:"parameters,omitempty"`
 }
 
 // CreatedWorkspace is the new workspace. AgentToken is set, once, for an
@@ -106,8 +126,16 @@ func (c *Client) ListWorkspaces(ctx context.Context) ([]Workspace, error) {
 	return out, c.do(ctx, http.MethodGet, "workspaces", nil, &out)
 }
 
+// ListAllWorkspaces lists every user's workspaces; admins only
+// (GET /workspaces?all=true).
+func (c *Client) ListAllWorkspaces(ctx context.Context) ([]Workspace, error) {
+	var out []Workspace
+	return out, c.do(ctx, http.MethodGet, "workspaces?all=true", nil, &out)
+}
+
 // Workspace returns the caller's workspace called name, with its agents
-// (GET /workspaces/{name}). A workspace of another user is not found.
+// (GET /workspaces/{name}). Admins name another user's workspace as
+// OWNER/WS; for members a workspace of another user is not found.
 func (c *Client) Workspace(ctx context.Context, name string) (Workspace, error) {
 	var out Workspace
 	return out, c.do(ctx, http.MethodGet, "workspaces/"+url.PathEscape(name), nil, &out)
@@ -130,4 +158,12 @@ func (c *Client) AgentLogs(ctx context.Context, workspace, agent string, after i
 	var out []AgentLog
 	path := fmt.Sprintf("workspaces/%s/agents/%s/logs?after=%d", url.PathEscape(workspace), url.PathEscape(agent), after)
 	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
+// UpdateWorkspace queues a start build of the workspace on its template's
+// active version, carrying its parameter values with the changes in req
+// (POST /workspaces/{name}/update).
+func (c *Client) UpdateWorkspace(ctx context.Context, name string, req UpdateWorkspaceRequest) (Build, error) {
+	var out Build
+	return out, c.do(ctx, http.MethodPost, "workspaces/"+url.PathEscape(name)+"/update", req, &out)
 }

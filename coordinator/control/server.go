@@ -317,3 +317,6 @@ func sanitizeHostname(h string) string {
 	}
 	return out
 }
+
+// Policy returns the access policy the server enforces.
+func (s *Server) Policy() Policy { return s.cfg.Policy }

@@ -38,9 +38,12 @@ type Build struct {
 	Reason            string
 	InitiatorID       int64
 	InitiatorName     string
-	CreatedAt         time.Time
-	StartedAt         time.Time
-	FinishedAt        time.Time
+	// Parameters is the JSON object of the parameter values the build runs
+	// with; EnqueueBuild fills it from the previous build when empty.
+	Parameters string
+	CreatedAt  time.Time
+	StartedAt  time.Time
+	FinishedAt time.Time
 }
 
 // Active reports whether the build is running or being canceled.
@@ -53,7 +56,7 @@ func (b Build) Finished() bool {
 
 const buildCols = `b.id, b.workspace_id, w.name, b.number, b.transition, COALESCE(b.template_version_id, 0),
 	COALESCE(v.version, 0), b.status, b.reason, COALESCE(b.initiator_id, 0), COALESCE(u.username, ''),
-	b.created_at, b.started_at, b.finished_at`
+	b.created_at, b.started_at, b.finished_at, b.parameters`
 
 const buildFrom = ` FROM builds b JOIN workspaces w ON w.id = b.workspace_id
 	LEFT JOIN template_versions v ON v.id = b.template_version_id
@@ -63,7 +66,7 @@ func scanBuild(row rowScanner) (Build, error) {
 	var b Build
 	var c, s, f int64
 	err := row.Scan(&b.ID, &b.WorkspaceID, &b.WorkspaceName, &b.Number, &b.Transition, &b.TemplateVersionID,
-		&b.TemplateVersion, &b.Status, &b.Reason, &b.InitiatorID, &b.InitiatorName, &c, &s, &f)
+		&b.TemplateVersion, &b.Status, &b.Reason, &b.InitiatorID, &b.InitiatorName, &c, &s, &f, &b.Parameters)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Build{}, ErrNotFound
 	}
@@ -85,10 +88,12 @@ func (e *BuildInProgressError) Error() string {
 }
 
 // EnqueueBuild adds a pending build for b.WorkspaceID with the next build
-// number. It fails with ErrConflict while a delete of the workspace is
-// pending or active: nothing can follow it; and with a
-// *BuildInProgressError for a start or stop while another start or stop
-// is pending or active (a delete may queue behind one).
+// number. A build without Parameters carries those of the workspace's
+// latest build; the workspace's template version becomes the build's. It
+// fails with ErrConflict while a delete of the workspace is pending or
+// active: nothing can follow it; and with a *BuildInProgressError for a
+// start or stop while another start or stop is pending or active (a
+// delete may queue behind one).
 func (s *Store) EnqueueBuild(ctx context.Context, b Build) (Build, error) {
 	var id int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -116,10 +121,26 @@ func (s *Store) EnqueueBuild(ctx context.Context, b Build) (Build, error) {
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(number), 0) + 1 FROM builds WHERE workspace_id = ?`, b.WorkspaceID).Scan(&next); err != nil {
 			return err
 		}
+		params := b.Parameters
+		if params == "" {
+			err := tx.QueryRowContext(ctx, `SELECT parameters FROM builds WHERE workspace_id = ? ORDER BY number DESC LIMIT 1`,
+				b.WorkspaceID).Scan(&params)
+			if errors.Is(err, sql.ErrNoRows) {
+				params, err = "{}", nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if b.TemplateVersionID != 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE workspaces SET template_version_id = ? WHERE id = ?`, b.TemplateVersionID, b.WorkspaceID); err != nil {
+				return err
+			}
+		}
 		return tx.QueryRowContext(ctx, `INSERT INTO builds
-			(workspace_id, number, transition, template_version_id, status, initiator_id, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			b.WorkspaceID, next, b.Transition, nullID(b.TemplateVersionID), BuildPending, nullID(b.InitiatorID), nowMillis()).Scan(&id)
+			(workspace_id, number, transition, template_version_id, status, initiator_id, parameters, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			b.WorkspaceID, next, b.Transition, nullID(b.TemplateVersionID), BuildPending, nullID(b.InitiatorID), params, nowMillis()).Scan(&id)
 	})
 	if isUniqueViolation(err) {
 		return Build{}, &BuildInProgressError{} // builds_one_queued: a concurrent insert won

@@ -32,7 +32,7 @@ func TestTemplateVersions(t *testing.T) {
 	if _, _, err := s.PushTemplateVersion(ctx, "other", TemplateVersion{Archive: []byte("o"), ArchiveHash: "o", CreatedBy: bob.ID}); err != nil {
 		t.Fatal(err)
 	}
-	list, err := s.ListTemplates(ctx)
+	list, err := s.ListTemplates(ctx, false)
 	if err != nil || len(list) != 2 || list[0].Name != "base" || list[0].ActiveVersion != 2 || list[1].CreatedByName != "bob" {
 		t.Fatalf("list: %+v %v", list, err)
 	}

@@ -79,12 +79,12 @@ func TestValidate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		vars, err := r.Validate(context.Background(), archive)
+		mod, err := r.Validate(context.Background(), archive)
 		if err != nil {
 			t.Errorf("%s: %v", dir, err)
 			continue
 		}
-		for _, v := range vars {
+		for _, v := range mod.Variables {
 			if v.Required {
 				t.Errorf("%s: variable %s is required; examples should work without any", dir, v.Name)
 			}

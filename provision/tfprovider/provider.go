@@ -143,7 +143,7 @@ func (devmeshProvider) Resources(context.Context) []func() resource.Resource {
 }
 
 func (devmeshProvider) DataSources(context.Context) []func() datasource.DataSource {
-	return []func() datasource.DataSource{newWorkspaceDataSource}
+	return []func() datasource.DataSource{newWorkspaceDataSource, newParameterDataSource}
 }
 
 // providerConfig extracts the *config passed by Configure; nil before then.
