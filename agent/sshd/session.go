@@ -127,7 +127,7 @@ func (ss *session) startProcess(login bool, cmdline string) error {
 		fwd, err := ss.c.listenAgent()
 		if err != nil {
 			ss.log.Warn("ssh: agent forwarding unavailable", "err", err)
-			fmt.Fprintf(ss.ch.Stderr(), "devmesh: agent forwarding (-A) is unavailable: %v\r\n", err)
+			fmt.Fprintf(ss.ch.Stderr(), "devmesh: %v\r\n", err)
 		} else {
 			ss.fwd = fwd
 			extra = append(extra, "SSH_AUTH_SOCK="+fwd.path)
