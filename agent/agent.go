@@ -69,6 +69,9 @@ type Options struct {
 	// kept in StateDir, so this holds across restarts), a rejection (the
 	// workspace was stopped or deleted) ends Run at once.
 	TokenRejectedGrace time.Duration
+	// Shell runs SSH sessions (default: the user's login shell; on
+	// Windows, PowerShell, else cmd.exe).
+	Shell string
 }
 
 // DefaultTokenRejectedGrace is the default Options.TokenRejectedGrace.
@@ -174,6 +177,7 @@ func (a *Agent) serve(ctx context.Context, m client.AgentManifest, n *node.Node,
 		Logger:     a.log.With("component", "sshd"),
 		Env:        sessionEnv(m),
 		Dir:        m.Dir,
+		Shell:      a.opts.Shell,
 	})
 	if err != nil {
 		return err

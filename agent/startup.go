@@ -73,10 +73,11 @@ type script struct {
 	eof     int           // values taken from readers
 }
 
-// startScript starts `sh -c text` with stdout and stderr streamed line by
-// line to logs. Stdin is /dev/null.
+// startScript starts the script text (`sh -c text`; on Windows a PowerShell
+// script) with stdout and stderr streamed line by line to logs. Stdin is
+// the null device.
 func startScript(ctx context.Context, text, dir string, env []string, logs *logSender) (*script, error) {
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", text)
+	cmd := scriptCommand(ctx, text)
 	cmd.Dir = scriptDir(dir)
 	cmd.Env = env
 	sc := &script{ctx: ctx, cmd: cmd, readers: make(chan struct{}, 2)}

@@ -3,10 +3,8 @@ package coordinator
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/devmesh/devmesh/coordinator/builds"
 	"github.com/devmesh/devmesh/provision"
@@ -91,38 +89,4 @@ func (s *Server) removeAgentNodes(ctx context.Context, agentID int64) error {
 		}
 	}
 	return nil
-}
-
-// binaryName is the file name under /bin/ this coordinator serves its own
-// devmesh binary at (what devmesh_agent's init script downloads).
-func binaryName() string { return "devmesh-" + runtime.GOOS + "-" + runtime.GOARCH }
-
-// serveBinary serves the devmesh binary at /bin/devmesh-OS-ARCH, for this
-// process's OS and architecture only: a host of another platform needs a
-// devmesh built for it.
-func (s *Server) serveBinary(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("file")
-	if name != binaryName() || s.devmeshBin == "" {
-		msg := fmt.Sprintf("this coordinator serves only %s; put a devmesh built for this platform on the host's PATH\n", binaryName())
-		if s.devmeshBin == "" {
-			msg = "this coordinator serves no devmesh binary (provisioning is disabled)\n"
-		}
-		http.Error(w, msg, http.StatusNotFound)
-		return
-	}
-	f, err := os.Open(s.devmeshBin)
-	if err != nil {
-		s.log.Error("serve devmesh binary", "err", err)
-		http.Error(w, "devmesh binary unavailable\n", http.StatusInternalServerError)
-		return
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		http.Error(w, "devmesh binary unavailable\n", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
-	http.ServeContent(w, r, name, fi.ModTime(), f)
 }

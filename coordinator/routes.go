@@ -20,7 +20,7 @@ func (s *Server) routes() (http.Handler, error) {
 	mux.Handle("/derp", rh)
 	mux.Handle("/derp/", rh)
 	mux.Handle("/generate_204", rh)
-	mux.HandleFunc("GET /bin/{file}", s.serveBinary)
+	mux.Handle("GET /bin/{file}", newBinaries(s.devmeshBin, s.binariesDir(), s.log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

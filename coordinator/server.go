@@ -71,6 +71,12 @@ type Config struct {
 	// provider, that agents on this host run, and that is served at
 	// /bin/devmesh-OS-ARCH. Default: this process's own executable.
 	DevmeshBinary string
+	// BinariesDir holds the devmesh binaries of other platforms, as
+	// `make release` builds them (devmesh-OS-ARCH, .exe on Windows),
+	// served at /bin/ with their SHA-256 sums. Default: the directory of
+	// this process's executable if it holds a SHA256SUMS file (a release
+	// directory), else none.
+	BinariesDir string
 	// ProviderMirrors are filesystem mirrors (`terraform providers mirror
 	// DIR`) holding the providers templates may use besides devmesh's;
 	// AllowProviderDownload lets terraform download them from their

@@ -33,6 +33,11 @@ type SSHConfig struct {
 	// so that VS Code and JetBrains Gateway list them; "devmesh.*"
 	// covers workspaces created later too.
 	Aliases []string
+	// Windows renders the block for Windows' OpenSSH, which starts
+	// ProxyCommand with CreateProcess, not a shell: the binary's full
+	// path in double quotes, the configuration directory as a flag
+	// (there is no env), and forward slashes in file paths.
+	Windows bool
 }
 
 // Block renders the managed block, markers included, ending in a newline.
@@ -50,9 +55,17 @@ func (c SSHConfig) Block() string {
 	if c.ConfigDir != "" {
 		proxy = "env DEVMESH_CONFIG_DIR=" + quoteWord(c.ConfigDir) + " " + proxy
 	}
+	knownHosts := c.KnownHostsFile
+	if c.Windows {
+		proxy = windowsQuote(c.DevmeshPath) + " ssh --stdio %n"
+		if c.ConfigDir != "" {
+			proxy = windowsQuote(c.DevmeshPath) + " ssh --stdio --config-dir " + windowsQuote(c.ConfigDir) + " %n"
+		}
+		knownHosts = strings.ReplaceAll(knownHosts, `\`, "/")
+	}
 	line("Host %s*", AliasPrefix)
 	line("  ProxyCommand %s", escapePercent(proxy, "%n"))
-	line("  UserKnownHostsFile %s", quoteConfigArg(escapePercent(c.KnownHostsFile, "")))
+	line("  UserKnownHostsFile %s", quoteConfigArg(escapePercent(knownHosts, "")))
 	line("  StrictHostKeyChecking yes")
 	line("  UpdateHostKeys no")
 	line("  CheckHostIP no")
@@ -61,6 +74,31 @@ func (c SSHConfig) Block() string {
 	line("  ServerAliveCountMax 3")
 	line("  LogLevel ERROR")
 	line("%s", BlockEnd)
+	return b.String()
+}
+
+// windowsQuote quotes s as one argument for CreateProcess's command-line
+// parsing: in double quotes, with backslashes doubled only where they
+// precede a quote (a Windows path has no quotes, but may end in one
+// backslash, like C:\).
+func windowsQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	slashes := 0
+	for _, c := range s {
+		switch c {
+		case '\\':
+			slashes++
+		case '"':
+			b.WriteString(strings.Repeat(`\`, slashes+1))
+			slashes = 0
+		default:
+			slashes = 0
+		}
+		b.WriteRune(c)
+	}
+	b.WriteString(strings.Repeat(`\`, slashes))
+	b.WriteByte('"')
 	return b.String()
 }
 

@@ -159,3 +159,42 @@ func TestUnifiedDiffMatchesDiffU(t *testing.T) {
 		t.Errorf("equal inputs: %q", d)
 	}
 }
+
+// TestBlockForWindows: Windows' OpenSSH starts ProxyCommand with
+// CreateProcess, without a shell: the full path of devmesh.exe in double
+// quotes (spaces in Program Files), no env(1), % doubled, and the
+// known_hosts path with forward slashes.
+func TestBlockForWindows(t *testing.T) {
+	c := SSHConfig{
+		DevmeshPath:    `C:\Program Files\devmesh 100%\devmesh.exe`,
+		KnownHostsFile: `C:\Users\Ann Lee\AppData\Roaming\devmesh\known_hosts`,
+		Coordinator:    "https://coord.example",
+		Windows:        true,
+	}
+	block := c.Block()
+	for _, want := range []string{
+		`  ProxyCommand "C:\Program Files\devmesh 100%%\devmesh.exe" ssh --stdio %n` + "\n",
+		`  UserKnownHostsFile "C:/Users/Ann Lee/AppData/Roaming/devmesh/known_hosts"` + "\n",
+	} {
+		if !strings.Contains(block, want) {
+			t.Errorf("block lacks %q:\n%s", want, block)
+		}
+	}
+	c.ConfigDir = `D:\devmesh cfg\`
+	if want := `  ProxyCommand "C:\Program Files\devmesh 100%%\devmesh.exe" ssh --stdio --config-dir "D:\devmesh cfg\\" %n` + "\n"; !strings.Contains(c.Block(), want) {
+		t.Errorf("with a config dir, block lacks %q:\n%s", want, c.Block())
+	}
+	if strings.Contains(c.Block(), "env ") {
+		t.Error("env(1) does not exist on Windows")
+	}
+	for in, want := range map[string]string{
+		`C:\x\devmesh.exe`: `"C:\x\devmesh.exe"`,
+		`C:\`:              `"C:\\"`,
+		`a"b`:              `"a\"b"`,
+		`a\"b`:             `"a\\\"b"`,
+	} {
+		if got := windowsQuote(in); got != want {
+			t.Errorf("windowsQuote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -39,3 +39,18 @@ func WatchWindowSize(ctx context.Context, tty *os.File) <-chan WindowSize {
 	}()
 	return out
 }
+
+// TerminalSize is the size of the terminal tty.
+func TerminalSize(tty *os.File) (width, height int, err error) {
+	return term.GetSize(int(tty.Fd()))
+}
+
+// MakeRaw puts the terminal tty into raw mode and returns how to restore it.
+func MakeRaw(tty *os.File) (restore func(), err error) {
+	fd := int(tty.Fd())
+	state, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = term.Restore(fd, state) }, nil
+}

@@ -1,6 +1,9 @@
+//go:build unix
+
 package sshd
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +21,14 @@ type agentListener struct {
 // listenAgent creates the socket and starts relaying. The caller must call
 // close, which the session does when it ends.
 func (c *conn) listenAgent() (*agentListener, error) {
+	a, err := c.listenAgentSocket()
+	if err != nil {
+		return nil, fmt.Errorf("agent forwarding (-A) is unavailable: %w", err)
+	}
+	return a, nil
+}
+
+func (c *conn) listenAgentSocket() (*agentListener, error) {
 	// A unix socket path is limited to 108 bytes; a long $TMPDIR would
 	// exceed it.
 	base := os.TempDir()

@@ -8,12 +8,8 @@ import (
 	"net"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strings"
 )
-
-// defaultPath is the session PATH when the agent process has none.
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // account is the OS user that sessions run as: the agent process's own user.
 type account struct {
@@ -53,24 +49,6 @@ func passwdShell(r io.Reader, uid string) string {
 	return ""
 }
 
-// chooseShell picks the session shell: the configured one, else the user's
-// login shell if it exists, else /bin/sh. A nologin or false shell counts
-// as none: an agent run as a service account is still meant to serve
-// sessions.
-func chooseShell(configured, login string) string {
-	if configured != "" {
-		return configured
-	}
-	switch filepath.Base(login) {
-	case "nologin", "false", ".", "/":
-		return "/bin/sh"
-	}
-	if _, err := os.Stat(login); err == nil {
-		return login
-	}
-	return "/bin/sh"
-}
-
 // workDir returns the first of dirs that is an existing directory, or "/".
 // A workspace's directory may not exist yet (or any more); OpenSSH likewise
 // falls back to "/" when it cannot enter the home directory.
@@ -84,21 +62,6 @@ func workDir(dirs ...string) string {
 		}
 	}
 	return "/"
-}
-
-// baseEnv is the environment every session starts from, before
-// Options.Env and the client's env requests are layered on top.
-func baseEnv(a account, shell, path string) []string {
-	if path == "" {
-		path = defaultPath
-	}
-	return []string{
-		"HOME=" + a.home,
-		"USER=" + a.name,
-		"LOGNAME=" + a.name,
-		"SHELL=" + shell,
-		"PATH=" + path,
-	}
 }
 
 // connEnv describes the connection the way OpenSSH does, for scripts that

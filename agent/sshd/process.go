@@ -17,8 +17,8 @@ const (
 	// open. OpenSSH would wait for such a child; a dangling daemon should
 	// not hold the session open forever.
 	drainTimeout = time.Second
-	// killGrace is how long a process group has to exit after SIGHUP
-	// before it is sent SIGKILL.
+	// killGrace is how long a process group has to exit after hangup
+	// before it is killed.
 	killGrace = 2 * time.Second
 )
 
@@ -26,12 +26,14 @@ const (
 // standard streams connected to the session channel directly (pipes, with
 // stderr as extended data) or through a pseudo-terminal.
 //
-// Every process is the leader of a new session and process group, so that
-// a hangup reaches all of its children and none share the agent's terminal.
+// On Unix every process is the leader of a new session and process group,
+// so that a hangup reaches all of its children and none share the agent's
+// terminal; on Windows the whole process tree is ended (see terminate).
 type process struct {
-	cmd   *exec.Cmd
-	ptmx  *os.File // pty master, nil without a PTY
-	stdin *os.File // write end of the stdin pipe, nil with a PTY
+	proc  *os.Process
+	reap  func() *os.ProcessState // waits for the process; nil state if unknown
+	pty   *ptyMaster              // nil without a PTY
+	stdin *os.File                // write end of the stdin pipe, nil with a PTY
 
 	exited chan struct{} // closed once cmd.Wait has returned
 	done   chan struct{} // closed once exited and output is drained
@@ -53,14 +55,14 @@ func startPipes(wg *sync.WaitGroup, cmd *exec.Cmd, ch gossh.Channel) (*process, 
 	}
 	inR, inW, outR, outW, errR, errW := files[0], files[1], files[2], files[3], files[4], files[5]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	setDetached(cmd)
 	err := cmd.Start()
 	closeFiles(inR, outW, errW) // the child has its own copies
 	if err != nil {
 		closeFiles(inW, outR, errR)
 		return nil, err
 	}
-	p := newProcess(cmd)
+	p := newProcess(cmd.Process, reapCmd(cmd))
 	p.stdin = inW
 	wg.Go(func() {
 		// Ends at the client's EOF, when the channel closes, or when
@@ -75,38 +77,22 @@ func startPipes(wg *sync.WaitGroup, cmd *exec.Cmd, ch gossh.Channel) (*process, 
 	return p, nil
 }
 
-// startPTY starts cmd on the terminal tty whose master is ptmx.
-func startPTY(wg *sync.WaitGroup, cmd *exec.Cmd, ch gossh.Channel, ptmx, tty *os.File) (*process, error) {
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-	// Setctty makes tty (the child's stdin, Ctty 0) its controlling terminal.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	err := cmd.Start()
-	tty.Close()
-	if err != nil {
-		ptmx.Close()
-		return nil, err
-	}
-	p := newProcess(cmd)
-	p.ptmx = ptmx
-	// The client's EOF does not close the terminal: like OpenSSH, just
-	// stop reading. Writes fail once wait closes ptmx.
-	wg.Go(func() { _, _ = io.Copy(ptmx, ch) })
-	var out sync.WaitGroup
-	// Reading the master fails with EIO once no process holds the
-	// terminal open any more.
-	out.Go(func() { _, _ = io.Copy(ch, ptmx) })
-	wg.Go(func() { p.wait(&out, ptmx) })
-	return p, nil
+func newProcess(proc *os.Process, reap func() *os.ProcessState) *process {
+	return &process{proc: proc, reap: reap, exited: make(chan struct{}), done: make(chan struct{})}
 }
 
-func newProcess(cmd *exec.Cmd) *process {
-	return &process{cmd: cmd, exited: make(chan struct{}), done: make(chan struct{})}
+// reapCmd waits for a started cmd.
+func reapCmd(cmd *exec.Cmd) func() *os.ProcessState {
+	return func() *os.ProcessState {
+		_ = cmd.Wait() // the status is in ProcessState
+		return cmd.ProcessState
+	}
 }
 
 // wait reaps the process, lets its output drain for up to drainTimeout,
 // then closes the output descriptors and records the exit status.
-func (p *process) wait(out *sync.WaitGroup, outputs ...*os.File) {
-	_ = p.cmd.Wait() // the status is in ProcessState
+func (p *process) wait(out *sync.WaitGroup, outputs ...io.Closer) {
+	state := p.reap()
 	close(p.exited)
 	drained := make(chan struct{})
 	go func() {
@@ -121,41 +107,41 @@ func (p *process) wait(out *sync.WaitGroup, outputs ...*os.File) {
 	t.Stop()
 	// Unblocks copiers still reading; a copier stuck writing to the
 	// channel is released when the channel closes.
-	closeFiles(outputs...)
+	for _, c := range outputs {
+		c.Close()
+	}
 	<-drained
-	p.exit = exitInfoOf(p.cmd.ProcessState)
+	p.exit = exitInfoOf(state)
 	close(p.done)
 }
 
 // signal delivers sig to the process (not its group), as OpenSSH does.
+// On Windows only SIGKILL can be delivered.
 func (p *process) signal(sig syscall.Signal) error {
-	return p.cmd.Process.Signal(sig)
+	return p.proc.Signal(sig)
 }
 
 // resize sets the terminal size; it is a no-op without a PTY.
 func (p *process) resize(w windowChange) error {
-	if p.ptmx == nil {
+	if p.pty == nil {
 		return nil
 	}
-	return setWinsize(p.ptmx, w)
+	return p.pty.resize(w)
 }
 
-// terminate ends the process because its client went away: the whole
-// process group gets SIGHUP, like on a terminal hangup, and SIGKILL if the
-// leader survives killGrace. Background jobs that ignore SIGHUP (nohup)
-// survive when the leader exits on SIGHUP. terminate returns once the
-// process is done.
+// terminate ends the process because its client went away (see hangup
+// and kill for what that means on each OS) and returns once the process is
+// done.
 func (p *process) terminate() {
 	select {
 	case <-p.exited:
 	default:
-		pgid := p.cmd.Process.Pid // the leader of its own group (Setsid)
-		_ = syscall.Kill(-pgid, syscall.SIGHUP)
+		p.hangup()
 		t := time.NewTimer(killGrace)
 		select {
 		case <-p.exited:
 		case <-t.C:
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			p.kill()
 		}
 		t.Stop()
 	}
@@ -168,8 +154,8 @@ func (p *process) close() {
 	if p.stdin != nil {
 		p.stdin.Close()
 	}
-	if p.ptmx != nil {
-		p.ptmx.Close()
+	if p.pty != nil {
+		p.pty.Close()
 	}
 }
 

@@ -3,8 +3,6 @@ package sshd
 import (
 	"fmt"
 	"log/slog"
-	"os/exec"
-	"path/filepath"
 
 	"github.com/pkg/sftp"
 	gossh "golang.org/x/crypto/ssh"
@@ -129,36 +127,27 @@ func (ss *session) startProcess(login bool, cmdline string) error {
 		fwd, err := ss.c.listenAgent()
 		if err != nil {
 			ss.log.Warn("ssh: agent forwarding unavailable", "err", err)
+			fmt.Fprintf(ss.ch.Stderr(), "devmesh: %v\r\n", err)
 		} else {
 			ss.fwd = fwd
 			extra = append(extra, "SSH_AUTH_SOCK="+fwd.path)
 		}
 	}
-	// argv[0] is the shell's base name, as with OpenSSH; a leading "-"
-	// makes it a login shell.
-	cmd := exec.Command(s.shell, "-c", cmdline)
-	cmd.Args[0] = filepath.Base(s.shell)
-	if login {
-		cmd.Args = []string{"-" + cmd.Args[0]}
-	}
+	cmd := shellCommand(s.shell, login, cmdline)
 	cmd.Dir = workDir(s.opts.Dir, s.account.home)
-
-	var err error
-	if ss.pty == nil {
-		cmd.Env = mergeEnv(s.baseEnv, s.opts.Env, ss.env, extra)
-		ss.proc, err = startPipes(&s.wg, cmd, ss.ch)
-	} else {
-		ptmx, tty, perr := openPTY(ss.pty, ss.win)
-		if perr != nil {
-			return perr
-		}
+	if ss.pty != nil {
 		term := ss.pty.Term
 		if term == "" {
 			term = "xterm"
 		}
-		extra = append(extra, "TERM="+term, "SSH_TTY="+tty.Name())
-		cmd.Env = mergeEnv(s.baseEnv, s.opts.Env, ss.env, extra)
-		ss.proc, err = startPTY(&s.wg, cmd, ss.ch, ptmx, tty)
+		extra = append(extra, "TERM="+term)
+	}
+	cmd.Env = mergeEnv(s.baseEnv, s.opts.Env, ss.env, extra)
+	var err error
+	if ss.pty == nil {
+		ss.proc, err = startPipes(&s.wg, cmd, ss.ch)
+	} else {
+		ss.proc, err = startPTY(&s.wg, cmd, ss.ch, ss.pty, ss.win)
 	}
 	if err != nil {
 		return fmt.Errorf("start %s: %w", s.shell, err)

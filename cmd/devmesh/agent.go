@@ -26,6 +26,7 @@ func newAgentCmd() *cobra.Command {
 		stateDir   string
 		verbose    bool
 		tokenGrace time.Duration
+		shell      string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -76,6 +77,7 @@ acceptance across restarts.`,
 				StateDir:           stateDir,
 				Logger:             slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
 				TokenRejectedGrace: grace,
+				Shell:              shell,
 			})
 			if err != nil {
 				return err
@@ -85,6 +87,7 @@ acceptance across restarts.`,
 	}
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "where the agent keeps its host key and node state (default $XDG_STATE_HOME/devmesh-agent or ~/.local/state/devmesh-agent)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log tailnet details too")
+	cmd.Flags().StringVar(&shell, "shell", "", "the shell SSH sessions run (default: the user's login shell; on Windows powershell.exe, or cmd.exe)")
 	cmd.Flags().DurationVar(&tokenGrace, "token-grace", agent.DefaultTokenRejectedGrace, "how long to keep retrying a token the coordinator has not accepted yet (0: give up at once)")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -141,7 +142,8 @@ func planConfigSSH(cmd *cobra.Command, o configSSHOptions) (sshConfigPlan, error
 	if err != nil {
 		return p, err
 	}
-	cfg := tunnel.SSHConfig{DevmeshPath: exe, KnownHostsFile: p.knownHostsPath, Coordinator: creds.URL, Aliases: aliases}
+	cfg := tunnel.SSHConfig{DevmeshPath: exe, KnownHostsFile: p.knownHostsPath, Coordinator: creds.URL, Aliases: aliases,
+		Windows: runtime.GOOS == "windows"}
 	if os.Getenv(cliconfig.EnvDir) != "" {
 		cfg.ConfigDir = dir // ProxyCommand may run without this environment (VS Code)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/devmesh/devmesh/coordinator/store"
 	"github.com/devmesh/devmesh/internal/cliconfig"
 	"github.com/devmesh/devmesh/provision"
+
+	"github.com/devmesh/devmesh/provision/tfprovider/tfprovidertest"
 )
 
 // serverProcess is `devmesh server` (this test binary, see TestMain) in a
@@ -160,7 +162,7 @@ resource "terraform_data" "slow" {
 	b, _ := os.ReadFile(pids[0])
 	tfPID, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	srv.kill()
-	if syscall.Kill(tfPID, 0) != nil {
+	if !tfprovidertest.ProcessAlive(tfPID) {
 		t.Fatal("terraform died with the server: this test cannot show it gets cleaned up")
 	}
 
@@ -173,7 +175,7 @@ resource "terraform_data" "slow" {
 	if got := list[1]; got.Number != slow.Number || got.Status != client.BuildFailed || got.Reason != "interrupted" {
 		t.Errorf("the interrupted build: %+v", got)
 	}
-	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(tfPID, 0) == nil; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); tfprovidertest.ProcessAlive(tfPID); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the dead server's terraform still runs after the restart")
 		}

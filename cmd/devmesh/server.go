@@ -37,6 +37,7 @@ type serverOptions struct {
 	disableProvisioning   bool
 	providerMirrors       []string
 	allowProviderDownload bool
+	binariesDir           string
 
 	maxWorkspaces, maxExternalAgents int
 }
@@ -75,6 +76,7 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&o.provisioners, "provisioners", 2, "how many workspace builds run at once")
 	f.BoolVar(&o.disableProvisioning, "disable-provisioning", false, "run no terraform: no templates or template workspaces (for a coordinator without terraform)")
 	f.StringArrayVar(&o.providerMirrors, "provider-mirror", nil, "directory made by `terraform providers mirror` with providers templates may use (repeatable)")
+	f.StringVar(&o.binariesDir, "binaries-dir", "", "release directory (make release) whose devmesh-OS-ARCH binaries are served to workspaces at /bin/ (default: this binary's directory if it holds SHA256SUMS)")
 	f.BoolVar(&o.allowProviderDownload, "allow-provider-download", false, "let terraform download providers other than devmesh's from their registries")
 	f.IntVar(&o.maxWorkspaces, "max-workspaces-per-user", 50, "most workspaces one user (admins too) may own (0: unlimited)")
 	f.IntVar(&o.maxExternalAgents, "max-external-agents-per-user", 20, "most external (bring-your-own-machine) workspace agents one user may own (0: unlimited)")
@@ -129,6 +131,7 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 		DisableProvisioning:   o.disableProvisioning,
 		ProviderMirrors:       o.providerMirrors,
 		AllowProviderDownload: o.allowProviderDownload,
+		BinariesDir:           o.binariesDir,
 
 		Quotas: api.Quotas{MaxWorkspacesPerUser: o.maxWorkspaces, MaxExternalAgentsPerUser: o.maxExternalAgents},
 	})

@@ -27,9 +27,10 @@ const exitSSHFailure = 255
 
 type sshOptions struct {
 	tunnelFlags
-	stdio    bool
-	forceTTY bool
-	noTTY    bool
+	stdio     bool
+	forceTTY  bool
+	noTTY     bool
+	configDir string
 }
 
 func newSSHCmd() *cobra.Command {
@@ -54,6 +55,12 @@ With --stdio, speak raw SSH on stdin and stdout instead, for OpenSSH's
 ProxyCommand (see devmesh config-ssh). WS may then be written devmesh.WS.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.configDir != "" {
+				// config-ssh's ProxyCommand on Windows, which has no env(1).
+				if err := os.Setenv(cliconfig.EnvDir, o.configDir); err != nil {
+					return err
+				}
+			}
 			if o.stdio {
 				if len(args) != 1 && (len(args) != 2 || args[1] != "--") {
 					return errors.New("--stdio takes only the workspace, no command")
@@ -74,6 +81,8 @@ ProxyCommand (see devmesh config-ssh). WS may then be written devmesh.WS.`,
 	cmd.Flags().BoolVar(&o.stdio, "stdio", false, "bridge stdin/stdout to the agent's SSH server (for ProxyCommand)")
 	cmd.Flags().BoolVarP(&o.forceTTY, "tty", "t", false, "allocate a terminal even for a command")
 	cmd.Flags().BoolVarP(&o.noTTY, "no-tty", "T", false, "never allocate a terminal")
+	cmd.Flags().StringVar(&o.configDir, "config-dir", "", "the configuration directory (as $"+cliconfig.EnvDir+")")
+	_ = cmd.Flags().MarkHidden("config-dir")
 	return cmd
 }
 
@@ -149,14 +158,13 @@ func setupTerminal(ctx context.Context, tty *os.File, isTTY bool) (restore func(
 	if !isTTY {
 		return func() {}, pty
 	}
-	fd := int(tty.Fd())
-	pty.Width, pty.Height, _ = term.GetSize(fd)
+	pty.Width, pty.Height, _ = tunnel.TerminalSize(tty)
 	pty.Resize = tunnel.WatchWindowSize(ctx, tty)
-	state, err := term.MakeRaw(fd)
+	restore, err := tunnel.MakeRaw(tty)
 	if err != nil {
 		return func() {}, pty
 	}
-	return func() { term.Restore(fd, state) }, pty
+	return restore, pty
 }
 
 // forwardSignals delivers SIGINT, SIGTERM, SIGHUP and SIGQUIT to the

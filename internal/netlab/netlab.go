@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netlab builds throwaway networks of Linux network namespaces for
 // tests: an "internet" segment (198.18.0.0/24, a bridge in a namespace of
 // its own) with public hosts on it, and private LANs (192.168.N.0/24)

@@ -22,9 +22,10 @@ import (
 // agentNameRE: agent names end up in hostnames and URLs.
 var agentNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
 
-// Platforms the init script supports (it is a POSIX sh script).
+// Platforms the init script supports (a POSIX sh script, PowerShell on
+// Windows).
 var (
-	agentOSes   = []string{"linux", "darwin", "freebsd"}
+	agentOSes   = []string{"linux", "darwin", "freebsd", "windows"}
 	agentArches = []string{"amd64", "arm64", "arm", "386"}
 )
 

@@ -1,6 +1,9 @@
 package tfprovider
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -109,14 +112,18 @@ func TestInitScriptDownloads(t *testing.T) {
 				mu.Lock()
 				paths = append(paths, r.URL.Path)
 				mu.Unlock()
-				if r.URL.Path != "/bin/devmesh-linux-arm64" {
+				switch r.URL.Path {
+				case "/bin/devmesh-linux-arm64":
+					w.Write([]byte(fakeDevmesh))
+				case "/bin/devmesh-linux-arm64.sha256":
+					fmt.Fprintf(w, "%s  devmesh-linux-arm64\n", sha256Hex(fakeDevmesh))
+				default:
 					http.NotFound(w, r)
-					return
 				}
-				w.Write([]byte(fakeDevmesh))
 			}))
 			defer srv.Close()
-			bin := toolDir(t, "sh", "mkdir", "chmod", "mv", fetcher)
+			// No uname: the script falls back to the template's platform.
+			bin := toolDir(t, "sh", "mkdir", "chmod", "mv", "rm", "sha256sum", fetcher)
 			home := t.TempDir()
 			outFile := filepath.Join(t.TempDir(), "out")
 			cmd := exec.Command("sh", "-c", InitScript(srv.URL+"/", "linux", "arm64"))
@@ -126,7 +133,7 @@ func TestInitScriptDownloads(t *testing.T) {
 				t.Fatalf("%v: %s", err, out)
 			}
 			mu.Lock()
-			if len(paths) != 1 {
+			if len(paths) != 2 {
 				t.Errorf("requests: %q", paths)
 			}
 			mu.Unlock()
@@ -147,5 +154,81 @@ func TestInitScriptDownloadFails(t *testing.T) {
 	out, err := runInit(t, InitScript(srv.URL, "linux", "amd64"), "PATH="+bin, "DEVMESH_AGENT_TOKEN=t")
 	if err == nil || !strings.Contains(out, "downloading "+srv.URL+"/bin/devmesh-linux-amd64") {
 		t.Fatalf("failed download: %v, %q", err, out)
+	}
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// TestInitScriptRefusesChecksumMismatch: a binary whose SHA-256 is not
+// the published one is neither run nor kept.
+func TestInitScriptRefusesChecksumMismatch(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/bin/devmesh-linux-amd64":
+			w.Write([]byte(fakeDevmesh))
+		case "/bin/devmesh-linux-amd64.sha256":
+			fmt.Fprintf(w, "%s  devmesh-linux-amd64\n", sha256Hex("some other binary"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	bin := toolDir(t, "sh", "mkdir", "chmod", "mv", "rm", "sha256sum", "curl")
+	home := t.TempDir()
+	outFile := filepath.Join(t.TempDir(), "out")
+	cmd := exec.Command("sh", "-c", InitScript(srv.URL, "linux", "amd64"))
+	cmd.Env = []string{"PATH=" + bin, "HOME=" + home, "OUT=" + outFile, "DEVMESH_AGENT_TOKEN=tok"}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "checksum mismatch") {
+		t.Fatalf("mismatch accepted: %v: %s", err, out)
+	}
+	if _, err := os.Stat(outFile); err == nil {
+		t.Error("the binary ran despite the mismatch")
+	}
+	left, _ := filepath.Glob(filepath.Join(home, ".cache", "devmesh", "*"))
+	if len(left) != 0 {
+		t.Errorf("files left behind: %q", left)
+	}
+}
+
+// TestInitScriptPowerShell checks the Windows script's text: it is
+// PowerShell, quotes the URL as a literal, downloads the .exe for the
+// machine's architecture with its sum, and refuses a mismatch. It runs
+// with pwsh where that is installed (a token-less run must fail cleanly).
+func TestInitScriptPowerShell(t *testing.T) {
+	url := "https://coord.example/it's"
+	ps := InitScript(url+"/", "windows", "arm64")
+	for _, want := range []string{
+		"$env:DEVMESH_URL = 'https://coord.example/it''s'\n",
+		`$url = "$env:DEVMESH_URL/bin/devmesh-windows-$arch.exe"`,
+		`default { 'arm64' }`,
+		`Invoke-WebRequest -UseBasicParsing -Uri "$url.sha256"`,
+		`Get-FileHash -Algorithm SHA256`,
+		`if ($got -ne $want) {`,
+		"& $bin agent\nexit $LASTEXITCODE\n",
+	} {
+		if !strings.Contains(ps, want) {
+			t.Errorf("PowerShell script lacks %q:\n%s", want, ps)
+		}
+	}
+	if strings.Contains(ps, "#!/bin/sh") || strings.Contains(ps, "s3cret") {
+		t.Error("not a PowerShell script")
+	}
+	if got := powerShellQuote("a'b\u2019c"); got != "'a''b\u2019\u2019c'" {
+		t.Errorf("powerShellQuote = %q", got)
+	}
+	pwsh, err := exec.LookPath("pwsh")
+	if err != nil {
+		t.Log("pwsh not installed: the script's text was checked, not run")
+		return
+	}
+	cmd := exec.Command(pwsh, "-NoProfile", "-NonInteractive", "-Command", ps)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "DEVMESH_AGENT_TOKEN is not set") {
+		t.Errorf("pwsh without a token: %v: %s", err, out)
 	}
 }

@@ -1,0 +1,3 @@
+// The lab is Linux only (network namespaces); elsewhere the package is empty.
+
+package netlab
