@@ -173,6 +173,17 @@ func (b *bucketSet) take(key string, now time.Time) (time.Duration, bool) {
 	key = clampKey(key)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	bk := b.bucketLocked(key, now)
+	if bk.tokens < 1 {
+		return time.Duration((1 - bk.tokens) * float64(b.interval)), false
+	}
+	bk.tokens--
+	return 0, true
+}
+
+// bucketLocked returns key's bucket refilled up to now (a new one is
+// full), after sweeping idle buckets. b.mu is held.
+func (b *bucketSet) bucketLocked(key string, now time.Time) *bucket {
 	b.sweepLocked(now)
 	bk := b.m[key]
 	if bk == nil {
@@ -180,11 +191,7 @@ func (b *bucketSet) take(key string, now time.Time) (time.Duration, bool) {
 		b.m[key] = bk
 	}
 	b.refillLocked(bk, now)
-	if bk.tokens < 1 {
-		return time.Duration((1 - bk.tokens) * float64(b.interval)), false
-	}
-	bk.tokens--
-	return 0, true
+	return bk
 }
 
 // overdraw takes a token from key's bucket even when it has none, down
@@ -194,13 +201,7 @@ func (b *bucketSet) overdraw(key string, now time.Time, limit float64) float64 {
 	key = clampKey(key)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.sweepLocked(now)
-	bk := b.m[key]
-	if bk == nil {
-		bk = &bucket{tokens: b.burst, last: now}
-		b.m[key] = bk
-	}
-	b.refillLocked(bk, now)
+	bk := b.bucketLocked(key, now)
 	lacking := max(0, 1-bk.tokens)
 	bk.tokens = max(-limit, bk.tokens-1)
 	return lacking
