@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"tailscale.com/tailcfg"
@@ -131,6 +132,10 @@ type Server struct {
 	passwordChecker func(ctx context.Context, r *http.Request, username, password string) (store.User, error)
 
 	httpSrv, tlsSrv *http.Server
+
+	// closing is set when Close begins, so /readyz fails before anything
+	// stops.
+	closing atomic.Bool
 
 	// mu guards started and closed; Start and Close hold it throughout.
 	mu              sync.Mutex
@@ -379,6 +384,7 @@ func (s *Server) DERPMap() *tailcfg.DERPMap { return s.derpMap }
 // the goroutines it started. It is idempotent and returns what went
 // wrong while closing.
 func (s *Server) Close() error {
+	s.closing.Store(true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closed {
