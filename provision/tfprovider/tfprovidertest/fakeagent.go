@@ -71,7 +71,7 @@ func WaitFakeAgent(t testing.TB, home string, old int) FakeAgentReport {
 // reap them in a container).
 func ProcessAlive(pid int) bool {
 	if runtime.GOOS != "linux" {
-		return processExists(pid)
+		return ProcessExists(pid)
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

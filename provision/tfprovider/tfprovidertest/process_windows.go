@@ -2,8 +2,8 @@ package tfprovidertest
 
 import "golang.org/x/sys/windows"
 
-// processExists reports whether a process pid runs.
-func processExists(pid int) bool {
+// ProcessExists reports whether a process pid runs.
+func ProcessExists(pid int) bool {
 	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(pid))
 	if err != nil {
 		return false
