@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/devmesh/devmesh/coordinator/client"
+	"github.com/devmesh/devmesh/internal/ownerperm"
 )
 
 // ErrTokenRejected ends Run when the coordinator no longer accepts the
@@ -135,7 +136,7 @@ func (a *Agent) tokenHash() string {
 }
 
 func (a *Agent) recordAccepted() error {
-	if err := os.MkdirAll(a.opts.StateDir, 0o700); err != nil {
+	if err := ownerperm.Dir(a.opts.StateDir); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(a.opts.StateDir, acceptedFile), []byte(a.tokenHash()+"\n"), 0o600)

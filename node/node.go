@@ -23,6 +23,8 @@ import (
 	"tailscale.com/ipn/store/mem"
 	"tailscale.com/logtail"
 	"tailscale.com/tsnet"
+
+	"github.com/devmesh/devmesh/internal/ownerperm"
 )
 
 // Options configures a node.
@@ -100,7 +102,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		ts.Dir = dir
 		ts.Store = new(mem.Store)
 		ts.Ephemeral = true
-	} else if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+	} else if err := ownerperm.Dir(opts.Dir); err != nil {
 		return nil, fmt.Errorf("node state dir: %w", err)
 	}
 	if opts.ControlTLS != nil {

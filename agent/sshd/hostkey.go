@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/devmesh/devmesh/internal/ownerperm"
 )
 
 // LoadOrCreateHostKey returns the host key stored at path, creating an
@@ -56,7 +58,7 @@ func createHostKey(path string) error {
 		return fmt.Errorf("encode host key: %w", err)
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := ownerperm.Dir(dir); err != nil {
 		return fmt.Errorf("create host key directory: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, ".hostkey-*")

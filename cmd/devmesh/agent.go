@@ -27,6 +27,7 @@ func newAgentCmd() *cobra.Command {
 		verbose    bool
 		tokenGrace time.Duration
 		shell      string
+		logFile    string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -70,16 +71,28 @@ acceptance across restarts.`,
 			if grace <= 0 {
 				grace = -1 // no grace: give up at the first rejection
 			}
+			logOut := cmd.ErrOrStderr()
+			if logFile != "" {
+				f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+				if err != nil {
+					return fmt.Errorf("open the log file: %w", err)
+				}
+				defer f.Close()
+				logOut = f
+			}
 			a, err := agent.New(agent.Options{
 				URL:                url,
 				Token:              token,
 				Fingerprint:        os.Getenv(certpin.EnvFingerprint),
 				StateDir:           stateDir,
-				Logger:             slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
+				Logger:             slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})),
 				TokenRejectedGrace: grace,
 				Shell:              shell,
 			})
 			if err != nil {
+				return err
+			}
+			if ok, err := runAsService(cmd.Context(), "devmesh-agent", a.Run); ok {
 				return err
 			}
 			return a.Run(cmd.Context())
@@ -87,6 +100,7 @@ acceptance across restarts.`,
 	}
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "where the agent keeps its host key and node state (default $XDG_STATE_HOME/devmesh-agent or ~/.local/state/devmesh-agent)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log tailnet details too")
+	cmd.Flags().StringVar(&logFile, "log-file", "", "append the log to this file instead of stderr (for a Windows service, which has no console)")
 	cmd.Flags().StringVar(&shell, "shell", "", "the shell SSH sessions run (default: the user's login shell; on Windows powershell.exe, or cmd.exe)")
 	cmd.Flags().DurationVar(&tokenGrace, "token-grace", agent.DefaultTokenRejectedGrace, "how long to keep retrying a token the coordinator has not accepted yet (0: give up at once)")
 	return cmd

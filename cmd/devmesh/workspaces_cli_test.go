@@ -108,7 +108,8 @@ func TestDefaultAgentStateDir(t *testing.T) {
 
 // TestAgentBinary runs `devmesh agent` as a real process (the binary
 // that `make test` builds, in $DEVMESH_BIN): it connects with the
-// token from its environment and stops cleanly on SIGTERM.
+// token from its environment, logs to --log-file, and stops cleanly on
+// SIGTERM.
 func TestAgentBinary(t *testing.T) {
 	bin := os.Getenv("DEVMESH_BIN")
 	if bin == "" {
@@ -127,7 +128,8 @@ func TestAgentBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	stateDir := filepath.Join(t.TempDir(), "state")
-	cmd := exec.Command(bin, "agent", "--state-dir", stateDir)
+	logFile := filepath.Join(t.TempDir(), "agent.log")
+	cmd := exec.Command(bin, "agent", "--state-dir", stateDir, "--log-file", logFile)
 	cmd.Env = append(os.Environ(), envAgentURL+"="+coord.URL(), envAgentToken+"="+created.AgentToken)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -152,7 +154,17 @@ func TestAgentBinary(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("agent still running 15s after SIGTERM:\n%s", logs.String())
 	}
-	if strings.Contains(logs.String(), created.AgentToken) {
+	fileLog, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(fileLog), "level=INFO") {
+		t.Fatalf("--log-file holds no log lines:\n%s\nstderr:\n%s", fileLog, logs.String())
+	}
+	if fi, _ := os.Stat(logFile); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("log file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if strings.Contains(logs.String()+string(fileLog), created.AgentToken) {
 		t.Fatal("the agent logged its token")
 	}
 	waitAgent(t, alice, "box", 10*time.Second, func(a client.Agent) bool { return a.Lifecycle == client.LifecycleOff })

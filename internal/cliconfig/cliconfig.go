@@ -13,6 +13,7 @@ import (
 	"runtime"
 
 	"github.com/devmesh/devmesh/internal/certpin"
+	"github.com/devmesh/devmesh/internal/ownerperm"
 )
 
 // Environment variables.
@@ -116,9 +117,10 @@ func Resolve(dir string) (Credentials, error) {
 }
 
 // Save stores c in dir atomically, creating dir (mode 0700) if needed;
-// the file has mode 0600.
+// the file has mode 0600, and on Windows a protected ACL that grants only
+// the user (and SYSTEM), set before the token is written.
 func Save(dir string, c Credentials) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := ownerperm.Dir(dir); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	b, err := json.MarshalIndent(c, "", "  ")
@@ -130,7 +132,7 @@ func Save(dir string, c Credentials) error {
 		return fmt.Errorf("save credentials: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
-	if err := tmp.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
+	if err := ownerperm.File(tmp.Name()); err != nil {
 		tmp.Close()
 		return fmt.Errorf("save credentials: %w", err)
 	}
