@@ -31,6 +31,10 @@ const (
 	// NoUDP is EasyNAT with every forwarded UDP packet dropped: only TCP
 	// gets out.
 	NoUDP
+	// MasqueradeNAT is an easy NAT made the way most Linux routers make
+	// it, plain MASQUERADE: Linux keeps the source port when it is free,
+	// so the mapping is endpoint-independent in practice.
+	MasqueradeNAT
 )
 
 func (n NAT) String() string {
@@ -43,6 +47,8 @@ func (n NAT) String() string {
 		return "hard"
 	case NoUDP:
 		return "no UDP"
+	case MasqueradeNAT:
+		return "easy (MASQUERADE)"
 	}
 	return fmt.Sprintf("NAT(%d)", int(n))
 }
@@ -122,6 +128,8 @@ func (lan *LAN) SetNAT(nat NAT) {
 		r.Exec("iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "SNAT", "--to-source", r.Addr.String())
 	case HardNAT:
 		r.Exec("iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE", "--random-fully")
+	case MasqueradeNAT:
+		r.Exec("iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE")
 	}
 	switch nat {
 	case FullConeNAT:
