@@ -353,3 +353,71 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestFaultLANCut unplugs the agent's LAN for 20 s under an open SSH
+// session that prints a line every 200 ms, then plugs it back: the agent
+// reconnects by itself (a new `devmesh ssh` works), and the open session
+// resumes with every line and its exit status (TCP inside the tunnel
+// retransmits; nothing on either side gives up within 20 s).
+func TestFaultLANCut(t *testing.T) {
+	netlab.Skip(t)
+	t.Parallel()
+	const cut = 20 * time.Second
+	w, lans := newWorld(t, behind(netlab.EasyNAT, netlab.EasyNAT), netlab.CoordinatorOptions{})
+	if r := w.ping(t); !r.Summary.Direct {
+		t.Fatalf("easy NATs: path %s, want direct first", pathOf(r))
+	}
+	const lines = 200 // 40 s
+	cmd := w.cli.Command(t.Context(), "ssh", "ws", "--", "sh", "-c",
+		fmt.Sprintf("i=0; while [ $i -lt %d ]; do i=$((i+1)); echo $i; sleep 0.2; done", lines))
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(3*time.Minute, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	// Cut 5 s into the session, heal 20 s later, while this goroutine
+	// reads the output.
+	healedc := make(chan error, 1)
+	go func() {
+		time.Sleep(5 * time.Second)
+		if err := lans[1].Cut(true); err != nil {
+			healedc <- err
+			return
+		}
+		time.Sleep(cut)
+		healedc <- lans[1].Cut(false)
+	}()
+	sc := bufio.NewScanner(stdout)
+	got := 0
+	var worst time.Duration
+	last := time.Now()
+	for sc.Scan() {
+		got++
+		if gap := time.Since(last); got > 1 && gap > worst {
+			worst = gap
+		}
+		last = time.Now()
+	}
+	err = cmd.Wait()
+	if err := <-healedc; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("session: %d of %d lines, longest gap %s, exit %v\n%s", got, lines, worst.Round(time.Millisecond), err, lastLines(errOut.String(), 3))
+	if err != nil || got != lines {
+		t.Errorf("the open session across a %s LAN cut: %d of %d lines, %v\n%s", cut, got, lines, err, errOut.String())
+	}
+	start := time.Now()
+	out, errOut2, err := w.cli.Run(90*time.Second, nil, "ssh", "--wait", "ws", "--", "echo", "netlab-ok")
+	back := time.Since(start)
+	if err != nil || strings.TrimSpace(out) != "netlab-ok" {
+		t.Fatalf("devmesh ssh after the LAN came back: %v\n%s%s", err, out, errOut2)
+	}
+	netlab.Record(netlab.Row{Topology: "fault: agent's LAN cut 20 s, then back", Path: "-", Note: fmt.Sprintf(
+		"open session resumed, %d/%d lines, longest gap %s; new ssh after %s", got, lines, worst.Round(10*time.Millisecond), back.Round(10*time.Millisecond))})
+}

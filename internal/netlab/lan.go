@@ -168,6 +168,24 @@ func (lan *LAN) BlockUDPOut(block bool) {
 	}
 }
 
+// Cut drops (or, with cut false, lets through again) everything the
+// router forwards, both ways, as when the LAN's uplink is unplugged: its
+// hosts reach neither the internet nor the coordinator, and their
+// addresses and sockets stay. It returns an error instead of failing the
+// test, so that any goroutine may call it.
+func (lan *LAN) Cut(cut bool) error {
+	if out, err := lan.Router.Try("iptables", "-F", "nl-block"); err != nil {
+		return fmt.Errorf("%s: iptables -F nl-block: %v: %s", lan.Router.NS, err, out)
+	}
+	if !cut {
+		return nil
+	}
+	if out, err := lan.Router.Try("iptables", "-A", "nl-block", "-j", "DROP"); err != nil {
+		return fmt.Errorf("%s: iptables -A nl-block: %v: %s", lan.Router.NS, err, out)
+	}
+	return nil
+}
+
 // Renumber gives the router a new public address, as when an ISP hands
 // out a new lease: the NAT maps to the new address and every conntrack
 // entry is forgotten, so the LAN's hosts get new public endpoints (NAT
