@@ -20,6 +20,10 @@ import (
 // building one.
 const EnvBin = "DEVMESH_BIN"
 
+// BuildTags are the tags the Makefile builds devmesh with: the lab builds
+// the same binary.
+const BuildTags = "ts_debug_websockets"
+
 var (
 	binOnce sync.Once
 	binPath string
@@ -41,7 +45,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "devmesh")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/devmesh/devmesh/cmd/devmesh").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", BuildTags, "-o", binPath, "github.com/devmesh/devmesh/cmd/devmesh").CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build devmesh: %v\n%s", err, out)
 		}
@@ -53,8 +57,10 @@ func Binary(t testing.TB) string {
 }
 
 // Main runs the tests and removes the binary Binary built. Call it from
-// TestMain.
+// TestMain. Started by StartProxy, the test binary serves the proxy
+// instead.
 func Main(m *testing.M) {
+	serveProxyFromEnv()
 	code := m.Run()
 	PrintTable(os.Stdout)
 	if binDir != "" {
@@ -193,15 +199,16 @@ func (c *CLI) CreateExternal(ws string) string {
 type Agent struct {
 	Host     *Host
 	Proc     *Proc
+	Env      []string // added to the agent's environment at each Start
 	dir, url string
 	token    string
 }
 
 // StartAgent runs `devmesh agent` on h for the workspace whose token is
 // given. The state directory survives Restart.
-func StartAgent(t testing.TB, h *Host, url, token string) *Agent {
+func StartAgent(t testing.TB, h *Host, url, token string, env ...string) *Agent {
 	t.Helper()
-	a := &Agent{Host: h, dir: t.TempDir(), url: url, token: token}
+	a := &Agent{Host: h, dir: t.TempDir(), url: url, token: token, Env: env}
 	a.Start(t)
 	return a
 }
@@ -209,7 +216,7 @@ func StartAgent(t testing.TB, h *Host, url, token string) *Agent {
 // Start (re)starts the agent process.
 func (a *Agent) Start(t testing.TB) {
 	t.Helper()
-	env := []string{"DEVMESH_URL=" + a.url, "DEVMESH_AGENT_TOKEN=" + a.token}
+	env := append([]string{"DEVMESH_URL=" + a.url, "DEVMESH_AGENT_TOKEN=" + a.token}, a.Env...)
 	a.Proc = a.Host.Start(a.dir, "agent", env, Binary(t), "agent", "--verbose", "--state-dir", filepath.Join(a.dir, "state"))
 }
 
