@@ -217,7 +217,11 @@ func StartAgent(t testing.TB, h *Host, url, token string, env ...string) *Agent 
 func (a *Agent) Start(t testing.TB) {
 	t.Helper()
 	env := append([]string{"DEVMESH_URL=" + a.url, "DEVMESH_AGENT_TOKEN=" + a.token}, a.Env...)
-	a.Proc = a.Host.Start(a.dir, "agent", env, Binary(t), "agent", "--verbose", "--state-dir", filepath.Join(a.dir, "state"))
+	// /bin/sh, not root's login shell: bash run with SSH_CLIENT set (by
+	// OpenSSH and by the agent alike) sources ~/.bashrc even for `bash
+	// -c`, and a heavy one (pyenv init: about 0.5 s on the lab machine)
+	// would be measured instead of devmesh.
+	a.Proc = a.Host.Start(a.dir, "agent", env, Binary(t), "agent", "--verbose", "--shell", "/bin/sh", "--state-dir", filepath.Join(a.dir, "state"))
 }
 
 // StartDaemon runs `devmesh daemon` for the CLI's user on its host, with
