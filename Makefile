@@ -14,11 +14,15 @@ PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 win
 DIST      ?= dist
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/devmesh/devmesh/internal/buildinfo.version=$(VERSION)
+# ts_debug_websockets links tailscale.com's WebSocket DERP client (Linux and
+# macOS; about 40 KB), for nodes behind proxies that pass only WebSocket
+# upgrades (TS_DEBUG_DERP_WS_CLIENT=1, see docs/networking.md).
+TAGS      := ts_debug_websockets
 
 .PHONY: build run test test-netlab lint tools clean bench cross release dist FORCE
 
 build:
-	$(GO) build -o $(BIN) ./cmd/devmesh
+	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/devmesh
 
 run: build
 	$(BIN) server --data-dir $(DATA_DIR) --listen $(LISTEN)
@@ -58,7 +62,7 @@ release:
 	@set -e; for p in $(PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
 		echo "build $(DIST)/devmesh-$$os-$$arch$$ext"; \
-		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" \
 			-o $(DIST)/devmesh-$$os-$$arch$$ext ./cmd/devmesh; \
 	done
 	cd $(DIST) && sha256sum devmesh-* > SHA256SUMS

@@ -51,6 +51,10 @@ func (n *Node) resolvePeer(ctx context.Context, addr string) (netip.AddrPort, er
 // peer to know this node.
 const primeBudget = 3 * time.Second
 
+// reversePathSlack is added to twice the pong's latency while the peer
+// finds its way back (see WaitReachable).
+const reversePathSlack = 20 * time.Millisecond
+
 // WaitReachable disco-pings the peer until it answers, for at most 3 s,
 // once per peer (Dial calls it before the first connection). A node that
 // just joined can learn of a peer before that peer learns of it; a
@@ -69,9 +73,10 @@ func (n *Node) WaitReachable(ctx context.Context, ip netip.Addr) error {
 	ctx, cancel := context.WithTimeout(ctx, primeBudget)
 	defer cancel()
 	var err error
+	var res PingResult
 	for {
 		pctx, pcancel := context.WithTimeout(ctx, 250*time.Millisecond)
-		_, err = n.Ping(pctx, ip)
+		res, err = n.Ping(pctx, ip)
 		pcancel()
 		if err == nil || ctx.Err() != nil {
 			break
@@ -79,6 +84,22 @@ func (n *Node) WaitReachable(ctx context.Context, ip netip.Addr) error {
 		select {
 		case <-ctx.Done():
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err == nil && res.Direct {
+		// A pong over UDP means the peer knows this node, not that it
+		// can send to it: until its netmap has this node's home relay
+		// or endpoints, or its own disco ping back (sent when our ping
+		// arrived) gets a pong, it has no path here, and a WireGuard
+		// handshake response it sends meanwhile is dropped ("no UDP or
+		// DERP addr"), the handshake retried only after 5 s. That ping
+		// ends about half a round trip after our pong: give it that,
+		// with room for a loaded machine. (Over DERP the peer answers
+		// through the relay our ping came by, so there is no wait.)
+		grace := min(2*res.Latency+reversePathSlack, primeBudget/10)
+		select {
+		case <-ctx.Done():
+		case <-time.After(grace):
 		}
 	}
 	// Mark the peer even when it never answered: the dials that follow

@@ -20,6 +20,10 @@ import (
 // building one.
 const EnvBin = "DEVMESH_BIN"
 
+// BuildTags are the tags the Makefile builds devmesh with: the lab builds
+// the same binary.
+const BuildTags = "ts_debug_websockets"
+
 var (
 	binOnce sync.Once
 	binPath string
@@ -41,7 +45,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "devmesh")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/devmesh/devmesh/cmd/devmesh").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", BuildTags, "-o", binPath, "github.com/devmesh/devmesh/cmd/devmesh").CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build devmesh: %v\n%s", err, out)
 		}
@@ -53,8 +57,10 @@ func Binary(t testing.TB) string {
 }
 
 // Main runs the tests and removes the binary Binary built. Call it from
-// TestMain.
+// TestMain. Started by StartProxy, the test binary serves the proxy
+// instead.
 func Main(m *testing.M) {
+	serveProxyFromEnv()
 	code := m.Run()
 	PrintTable(os.Stdout)
 	if binDir != "" {
@@ -70,6 +76,7 @@ type Coordinator struct {
 	URL  string // the access URL
 	dir  string
 	args []string
+	env  []string
 }
 
 // CoordinatorOptions adjusts StartCoordinator.
@@ -82,6 +89,8 @@ type CoordinatorOptions struct {
 	// the lab's own, trusted by every process the lab starts
 	// (SSL_CERT_FILE); the access URL is then https://ADDR:8080.
 	TLS bool
+	// Env is added to the server's environment.
+	Env []string
 }
 
 // StartCoordinator runs `devmesh server` on h, listening on its address
@@ -90,7 +99,7 @@ type CoordinatorOptions struct {
 func StartCoordinator(t testing.TB, h *Host, o CoordinatorOptions) *Coordinator {
 	t.Helper()
 	dir := t.TempDir()
-	c := &Coordinator{Host: h, dir: dir, URL: o.AccessURL}
+	c := &Coordinator{Host: h, dir: dir, URL: o.AccessURL, env: o.Env}
 	scheme := "http"
 	if o.TLS {
 		scheme = "https"
@@ -113,7 +122,7 @@ func StartCoordinator(t testing.TB, h *Host, o CoordinatorOptions) *Coordinator 
 // Start (re)starts the server process with the same data directory.
 func (c *Coordinator) Start(t testing.TB) {
 	t.Helper()
-	c.Proc = c.Host.Start(c.dir, "server", nil, Binary(t), c.args...)
+	c.Proc = c.Host.Start(c.dir, "server", c.env, Binary(t), c.args...)
 	if err := c.Proc.WaitLog("devmesh coordinator is running", 60*time.Second); err != nil {
 		t.Fatalf("devmesh server: %v\n%s", err, c.Proc.Output())
 	}
@@ -123,7 +132,8 @@ func (c *Coordinator) Start(t testing.TB) {
 // its own (one logged-in user).
 type CLI struct {
 	Host *Host
-	Dir  string // DEVMESH_CONFIG_DIR
+	Dir  string   // DEVMESH_CONFIG_DIR
+	Env  []string // added to every command's environment
 	t    testing.TB
 }
 
@@ -136,6 +146,7 @@ func NewCLI(t testing.TB, h *Host) *CLI {
 func (c *CLI) Command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := c.Host.Command(ctx, Binary(c.t), args...)
 	cmd.Env = append(cmd.Env, "DEVMESH_CONFIG_DIR="+c.Dir)
+	cmd.Env = append(cmd.Env, c.Env...)
 	return cmd
 }
 
@@ -188,15 +199,16 @@ func (c *CLI) CreateExternal(ws string) string {
 type Agent struct {
 	Host     *Host
 	Proc     *Proc
+	Env      []string // added to the agent's environment at each Start
 	dir, url string
 	token    string
 }
 
 // StartAgent runs `devmesh agent` on h for the workspace whose token is
 // given. The state directory survives Restart.
-func StartAgent(t testing.TB, h *Host, url, token string) *Agent {
+func StartAgent(t testing.TB, h *Host, url, token string, env ...string) *Agent {
 	t.Helper()
-	a := &Agent{Host: h, dir: t.TempDir(), url: url, token: token}
+	a := &Agent{Host: h, dir: t.TempDir(), url: url, token: token, Env: env}
 	a.Start(t)
 	return a
 }
@@ -204,6 +216,30 @@ func StartAgent(t testing.TB, h *Host, url, token string) *Agent {
 // Start (re)starts the agent process.
 func (a *Agent) Start(t testing.TB) {
 	t.Helper()
-	env := []string{"DEVMESH_URL=" + a.url, "DEVMESH_AGENT_TOKEN=" + a.token}
-	a.Proc = a.Host.Start(a.dir, "agent", env, Binary(t), "agent", "--verbose", "--state-dir", filepath.Join(a.dir, "state"))
+	env := append([]string{"DEVMESH_URL=" + a.url, "DEVMESH_AGENT_TOKEN=" + a.token}, a.Env...)
+	// /bin/sh, not root's login shell: bash run with SSH_CLIENT set (by
+	// OpenSSH and by the agent alike) sources ~/.bashrc even for `bash
+	// -c`, and a heavy one (pyenv init: about 0.5 s on the lab machine)
+	// would be measured instead of devmesh.
+	a.Proc = a.Host.Start(a.dir, "agent", env, Binary(t), "agent", "--verbose", "--shell", "/bin/sh", "--state-dir", filepath.Join(a.dir, "state"))
+}
+
+// StartDaemon runs `devmesh daemon` for the CLI's user on its host, with
+// its socket where the CLI's later commands look for it (they go through
+// it from then on), and waits until it serves.
+func (c *CLI) StartDaemon() *Proc {
+	c.t.Helper()
+	dir := c.t.TempDir()
+	c.Env = append(c.Env, "XDG_RUNTIME_DIR="+dir)
+	env := append([]string{"DEVMESH_CONFIG_DIR=" + c.Dir}, c.Env...)
+	p := c.Host.Start(dir, "daemon", env, Binary(c.t), "daemon", "--debug", "--state-dir", filepath.Join(dir, "state"))
+	sock := filepath.Join(dir, "devmesh", "daemon.sock")
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			return p
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("devmesh daemon made no socket %s:\n%s", sock, p.Output())
+		}
+	}
 }

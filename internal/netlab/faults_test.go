@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,27 +15,55 @@ import (
 	"github.com/devmesh/devmesh/internal/netlab"
 )
 
-// TestFaultNATTurnsHard is the fault the issue found: both routers turn
-// from easy into hard NATs while their old conntrack entries stay, and
-// the agent restarts. The old direct path still half works (the old
-// mappings carry one direction), and nothing may black-hole: ssh output
-// must arrive, over DERP or a new path, within seconds.
+// TestFaultNATTurnsHard is the fault the issue found, step by step as it
+// describes: two easy NATs (plain MASQUERADE, as the issue's routers;
+// and our SNAT kind), a direct path and a working ssh; then both routers
+// turn into hard NATs (MASQUERADE --random-fully) while their old
+// conntrack entries stay, the agent restarts, `devmesh ping` answers and
+// `devmesh ssh ws -- echo` must complete, over DERP or a new path, within
+// seconds. Both routers are captured (UDP) from the change on; a failed
+// run keeps the captures in $NETLAB_LOGDIR. NETLAB_REPEAT=N runs the
+// issue's case N times.
 func TestFaultNATTurnsHard(t *testing.T) {
 	netlab.Skip(t)
-	for _, restart := range []bool{true, false} {
-		t.Run(fmt.Sprintf("agent restart %v", restart), func(t *testing.T) {
+	runs := 1
+	if n, err := strconv.Atoi(os.Getenv("NETLAB_REPEAT")); err == nil && n > 0 {
+		runs = n
+	}
+	type tc struct {
+		name    string
+		easy    netlab.NAT
+		restart bool
+		daemon  bool // the client goes through a devmesh daemon, whose socket outlives the change
+	}
+	var cases []tc
+	for i := range runs {
+		cases = append(cases, tc{fmt.Sprintf("MASQUERADE, agent restarts, run %d", i+1), netlab.MasqueradeNAT, true, false})
+	}
+	cases = append(cases, tc{"SNAT, agent keeps running", netlab.EasyNAT, false, false},
+		tc{"MASQUERADE, agent restarts, client daemon", netlab.MasqueradeNAT, true, true})
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			testNATTurnsHard(t, restart)
+			testNATTurnsHard(t, c.easy, c.restart, c.daemon)
 		})
 	}
 }
 
-func testNATTurnsHard(t *testing.T, restart bool) {
-	w, lans := newWorld(t, behind(netlab.EasyNAT, netlab.EasyNAT), netlab.CoordinatorOptions{})
+func testNATTurnsHard(t *testing.T, easy netlab.NAT, restart, daemon bool) {
+	w, lans := newWorld(t, behind(easy, easy), netlab.CoordinatorOptions{})
+	if daemon {
+		w.cli.StartDaemon()
+	}
 	if r := w.ping(t); !r.Summary.Direct {
 		t.Fatalf("easy NATs: path %s, want direct first", pathOf(r))
 	}
 	w.sshEcho(t)
+	dir := t.TempDir()
+	var pcaps []string
+	for _, lan := range lans {
+		pcaps = append(pcaps, lan.Router.Capture(dir, lan.Router.NS, "udp"))
+	}
 	for _, lan := range lans {
 		lan.SetNAT(netlab.HardNAT)
 	}
@@ -42,25 +71,42 @@ func testNATTurnsHard(t *testing.T, restart bool) {
 		w.agent.Proc.Stop()
 		w.agent.Start(t)
 	}
+	r := w.ping(t)
+	// Keep the captures, failed or not, when asked to.
+	if logDir := os.Getenv(netlab.EnvLogDir); logDir != "" {
+		t.Cleanup(func() {
+			for _, p := range pcaps {
+				if b, err := os.ReadFile(p); err == nil {
+					os.WriteFile(filepath.Join(logDir, filepath.Base(p)), b, 0o600)
+				}
+			}
+		})
+	}
+	failed := func(format string, args ...any) {
+		t.Helper()
+		for _, lan := range lans {
+			t.Logf("conntrack on %s:\n%s", lan.Router.NS, lan.Conntrack())
+		}
+		t.Fatalf(format, args...)
+	}
 	for i := range 3 {
 		start := time.Now()
-		out, errOut, err := w.cli.Run(40*time.Second, nil, "ssh", "ws", "--", "echo", "netlab-ok")
+		out, errOut, err := w.cli.Run(60*time.Second, nil, "ssh", "ws", "--", "echo", "netlab-ok")
 		took := time.Since(start)
 		t.Logf("ssh %d after the NATs turned hard: %v in %s", i+1, err, took.Round(time.Millisecond))
 		if err != nil || strings.TrimSpace(out) != "netlab-ok" {
-			for _, lan := range lans {
-				t.Logf("conntrack on %s:\n%s", lan.Router.NS, lan.Conntrack())
-			}
-			t.Fatalf("ssh %d after the NATs turned hard: %v\nstdout: %q\nstderr: %s", i+1, err, out, errOut)
+			failed("ssh %d after the NATs turned hard: %v\nstdout: %q\nstderr: %s", i+1, err, out, errOut)
 		}
 		if took > 20*time.Second {
 			t.Errorf("ssh %d took %s", i+1, took)
 		}
 	}
-	r := w.ping(t)
-	name := "fault: easy NATs turn hard (stale conntrack)"
+	name := fmt.Sprintf("fault: %s NATs turn hard (stale conntrack)", easy)
 	if restart {
 		name += ", agent restarts"
+	}
+	if daemon {
+		name += ", client daemon"
 	}
 	netlab.Record(netlab.Row{Topology: name, Path: pathOf(r), ToDirect: r.Summary.DirectAfter, Mbps: w.transfer(t)})
 }
@@ -306,4 +352,72 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestFaultLANCut unplugs the agent's LAN for 20 s under an open SSH
+// session that prints a line every 200 ms, then plugs it back: the agent
+// reconnects by itself (a new `devmesh ssh` works), and the open session
+// resumes with every line and its exit status (TCP inside the tunnel
+// retransmits; nothing on either side gives up within 20 s).
+func TestFaultLANCut(t *testing.T) {
+	netlab.Skip(t)
+	t.Parallel()
+	const cut = 20 * time.Second
+	w, lans := newWorld(t, behind(netlab.EasyNAT, netlab.EasyNAT), netlab.CoordinatorOptions{})
+	if r := w.ping(t); !r.Summary.Direct {
+		t.Fatalf("easy NATs: path %s, want direct first", pathOf(r))
+	}
+	const lines = 200 // 40 s
+	cmd := w.cli.Command(t.Context(), "ssh", "ws", "--", "sh", "-c",
+		fmt.Sprintf("i=0; while [ $i -lt %d ]; do i=$((i+1)); echo $i; sleep 0.2; done", lines))
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(3*time.Minute, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	// Cut 5 s into the session, heal 20 s later, while this goroutine
+	// reads the output.
+	healedc := make(chan error, 1)
+	go func() {
+		time.Sleep(5 * time.Second)
+		if err := lans[1].Cut(true); err != nil {
+			healedc <- err
+			return
+		}
+		time.Sleep(cut)
+		healedc <- lans[1].Cut(false)
+	}()
+	sc := bufio.NewScanner(stdout)
+	got := 0
+	var worst time.Duration
+	last := time.Now()
+	for sc.Scan() {
+		got++
+		if gap := time.Since(last); got > 1 && gap > worst {
+			worst = gap
+		}
+		last = time.Now()
+	}
+	err = cmd.Wait()
+	if err := <-healedc; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("session: %d of %d lines, longest gap %s, exit %v\n%s", got, lines, worst.Round(time.Millisecond), err, lastLines(errOut.String(), 3))
+	if err != nil || got != lines {
+		t.Errorf("the open session across a %s LAN cut: %d of %d lines, %v\n%s", cut, got, lines, err, errOut.String())
+	}
+	start := time.Now()
+	out, errOut2, err := w.cli.Run(90*time.Second, nil, "ssh", "--wait", "ws", "--", "echo", "netlab-ok")
+	back := time.Since(start)
+	if err != nil || strings.TrimSpace(out) != "netlab-ok" {
+		t.Fatalf("devmesh ssh after the LAN came back: %v\n%s%s", err, out, errOut2)
+	}
+	netlab.Record(netlab.Row{Topology: "fault: agent's LAN cut 20 s, then back", Path: "-", Note: fmt.Sprintf(
+		"open session resumed, %d/%d lines, longest gap %s; new ssh after %s", got, lines, worst.Round(10*time.Millisecond), back.Round(10*time.Millisecond))})
 }

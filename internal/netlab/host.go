@@ -159,3 +159,21 @@ func tail(path string, n int) string {
 	}
 	return string(bytes.Join(lines, []byte("\n")))
 }
+
+// Capture runs tcpdump on the host's eth0 for packets matching filter,
+// writing them to a pcap file in dir, until the test ends. It returns the
+// file's path ("" when tcpdump is missing: captures are for diagnosis
+// only).
+func (h *Host) Capture(dir, name, filter string) string {
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		h.lab.t.Logf("netlab: no capture on %s: tcpdump is missing (apt-get install tcpdump)", h.NS)
+		return ""
+	}
+	path := filepath.Join(dir, name+".pcap")
+	p := h.Start(dir, name+"-tcpdump", nil, "tcpdump", "-i", "eth0", "-n", "-U", "-s", "128", "-w", path, filter)
+	// tcpdump prints "listening on" once it captures.
+	if err := p.WaitLog("listening on", 10*time.Second); err != nil {
+		h.lab.t.Logf("netlab: tcpdump on %s: %v", h.NS, err)
+	}
+	return path
+}

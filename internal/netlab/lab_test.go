@@ -49,6 +49,9 @@ func newWorld(t *testing.T, place placement, co netlab.CoordinatorOptions) (*wor
 	l := netlab.New(t)
 	coordHost := l.PublicHost("coord")
 	client, agentHost, lans := place(l)
+	if client == nil { // oneHost: everything on the coordinator's host
+		client, agentHost = coordHost, coordHost
+	}
 	w := &world{lab: l, client: client}
 	w.coord = netlab.StartCoordinator(t, coordHost, co)
 	w.cli = netlab.NewCLI(t, client)

@@ -31,6 +31,10 @@ const (
 	// NoUDP is EasyNAT with every forwarded UDP packet dropped: only TCP
 	// gets out.
 	NoUDP
+	// MasqueradeNAT is an easy NAT made the way most Linux routers make
+	// it, plain MASQUERADE: Linux keeps the source port when it is free,
+	// so the mapping is endpoint-independent in practice.
+	MasqueradeNAT
 )
 
 func (n NAT) String() string {
@@ -43,6 +47,8 @@ func (n NAT) String() string {
 		return "hard"
 	case NoUDP:
 		return "no UDP"
+	case MasqueradeNAT:
+		return "easy (MASQUERADE)"
 	}
 	return fmt.Sprintf("NAT(%d)", int(n))
 }
@@ -122,6 +128,8 @@ func (lan *LAN) SetNAT(nat NAT) {
 		r.Exec("iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "SNAT", "--to-source", r.Addr.String())
 	case HardNAT:
 		r.Exec("iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE", "--random-fully")
+	case MasqueradeNAT:
+		r.Exec("iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE")
 	}
 	switch nat {
 	case FullConeNAT:
@@ -158,6 +166,24 @@ func (lan *LAN) BlockUDPOut(block bool) {
 	if block {
 		lan.Router.Exec("iptables", "-A", "nl-block", "-i", "br0", "-p", "udp", "-j", "DROP")
 	}
+}
+
+// Cut drops (or, with cut false, lets through again) everything the
+// router forwards, both ways, as when the LAN's uplink is unplugged: its
+// hosts reach neither the internet nor the coordinator, and their
+// addresses and sockets stay. It returns an error instead of failing the
+// test, so that any goroutine may call it.
+func (lan *LAN) Cut(cut bool) error {
+	if out, err := lan.Router.Try("iptables", "-F", "nl-block"); err != nil {
+		return fmt.Errorf("%s: iptables -F nl-block: %v: %s", lan.Router.NS, err, out)
+	}
+	if !cut {
+		return nil
+	}
+	if out, err := lan.Router.Try("iptables", "-A", "nl-block", "-j", "DROP"); err != nil {
+		return fmt.Errorf("%s: iptables -A nl-block: %v: %s", lan.Router.NS, err, out)
+	}
+	return nil
 }
 
 // Renumber gives the router a new public address, as when an ISP hands
