@@ -34,6 +34,11 @@ type Options struct {
 	// Fingerprint returns the self-signed certificate's fingerprint for
 	// the CLI instructions ("" with a real certificate); may be nil.
 	Fingerprint func() string
+	// Terminal, if set, serves GET /@OWNER/WS/terminal (the browser
+	// terminal), with the path values "owner" and "workspace" set. It
+	// is dispatched here because a ServeMux pattern for it
+	// ("/{owner}/{ws}/terminal") would clash with "/static/term/".
+	Terminal http.Handler
 }
 
 // Web is the dashboard. Create it with New.
@@ -44,6 +49,7 @@ type Web struct {
 	fingerprint func() string
 	pages       *pages
 	mux         *http.ServeMux
+	terminal    http.Handler // Options.Terminal, or nil
 	inproc      http.Handler // the API's handler, called in-process
 }
 
@@ -63,7 +69,7 @@ func New(o Options) (*Web, error) {
 		return nil, err
 	}
 	w := &Web{api: o.API, log: o.Logger, accessURL: o.AccessURL, fingerprint: o.Fingerprint,
-		pages: p, mux: http.NewServeMux(), inproc: o.API.Handler()}
+		pages: p, mux: http.NewServeMux(), inproc: o.API.Handler(), terminal: o.Terminal}
 	w.routes()
 	return w, nil
 }
@@ -88,14 +94,26 @@ func (w *Web) routes() {
 	m.HandleFunc("GET /admin/workspaces", w.page(w.serveAdminWorkspaces))
 	// /@OWNER/WS: a ServeMux pattern cannot match "@" inside a segment,
 	// and "/{owner}/{ws}" would clash with /static/, so the catch-all
-	// routes it.
-	m.HandleFunc("/", w.page(func(rw http.ResponseWriter, r *http.Request, s *session) error {
+	// routes it, and /@OWNER/WS/terminal.
+	m.HandleFunc("/", w.serveCatchAll)
+}
+
+// serveCatchAll serves /@OWNER/WS, hands /@OWNER/WS/terminal to the
+// terminal, and answers anything else with the 404 page.
+func (w *Web) serveCatchAll(rw http.ResponseWriter, r *http.Request) {
+	if owner, ws, ok := terminalPath(r.URL.Path); ok && w.terminal != nil {
+		r.SetPathValue("owner", owner)
+		r.SetPathValue("workspace", ws)
+		w.terminal.ServeHTTP(rw, r)
+		return
+	}
+	w.page(func(rw http.ResponseWriter, r *http.Request, s *session) error {
 		owner, ws, ok := workspacePath(r.URL.Path)
 		if !ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 			return errNotFound
 		}
 		return w.serveWorkspace(rw, r, s, owner, ws)
-	}))
+	})(rw, r)
 }
 
 // IsPagePath reports whether path is one of the dashboard's pages or
@@ -125,4 +143,13 @@ func workspacePath(p string) (owner, ws string, ok bool) {
 		return "", "", false
 	}
 	return owner, ws, true
+}
+
+// terminalPath splits "/@OWNER/WS/terminal".
+func terminalPath(p string) (owner, ws string, ok bool) {
+	rest, ok := strings.CutSuffix(p, "/terminal")
+	if !ok {
+		return "", "", false
+	}
+	return workspacePath(rest)
 }

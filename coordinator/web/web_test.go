@@ -239,3 +239,24 @@ func TestStaticAssets(t *testing.T) {
 		t.Errorf("unversioned app.css: %d %q", p.status, p.header.Get("Cache-Control"))
 	}
 }
+
+// TestTerminalDispatch: /@OWNER/WS/terminal goes to Options.Terminal
+// with the path values set; other paths do not.
+func TestTerminalDispatch(t *testing.T) {
+	srv := apitest.New(t)
+	var got []string
+	term := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.PathValue("owner")+"|"+r.PathValue("workspace"))
+	})
+	d, err := web.New(web.Options{API: srv.API, Terminal: term})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/@alice/dev/terminal", "/@alice/terminal", "/alice/dev/terminal", "/@alice/dev/x/terminal", "/@alice/dev"} {
+		rec := httptest.NewRecorder()
+		d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
+	}
+	if len(got) != 1 || got[0] != "alice|dev" {
+		t.Errorf("terminal handler saw %q, want only alice|dev", got)
+	}
+}
