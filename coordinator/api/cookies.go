@@ -119,7 +119,8 @@ func (a *API) CheckCSRF(r *http.Request) bool {
 }
 
 // StartSession checks a username and password (with the login rate
-// limits) and on success sets a new session cookie on w. The error is
+// limits) and on success sets a new session cookie on w, revoking the
+// session the request's cookie held, if any. The error is
 // one of CheckPassword's, safe to show. Because a login form can be
 // posted by another site (login CSRF), a request whose Origin header
 // names another host is refused.
@@ -135,6 +136,13 @@ func (a *API) StartSession(w http.ResponseWriter, r *http.Request, username, pw 
 	if err != nil {
 		a.log.Error("create browser session", "err", err)
 		return store.User{}, errLoginUnavailable
+	}
+	// The browser's previous session, if any, is replaced, not left
+	// valid until it expires.
+	if old, err := a.authenticate(r); err == nil && old.cookie {
+		if err := a.store.DeleteTokenByID(r.Context(), old.token.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			a.log.Warn("delete replaced browser session", "token_id", old.token.ID, "err", err)
+		}
 	}
 	http.SetCookie(w, a.cookie(r, tok, meta.ExpiresAt))
 	a.log.Info("browser login", "username", u.Username, "ip", clientIP(r))

@@ -239,3 +239,33 @@ func TestLoginRefusesCrossOrigin(t *testing.T) {
 		t.Errorf("same-origin login: %d, want 200", st)
 	}
 }
+
+// TestReloginReplacesSession: logging in again from a browser with a
+// session revokes that session instead of leaving it valid.
+func TestReloginReplacesSession(t *testing.T) {
+	srv := apitest.New(t)
+	srv.Bootstrap(t, "admin", adminPW)
+	site := cookieSite(t, srv, false)
+	hc := site.Client()
+	first := browserLogin(t, hc, site.URL, "admin", adminPW)
+	req, _ := http.NewRequest("POST", site.URL+"/login", strings.NewReader("username=admin&password="+adminPW))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: first.Name, Value: first.Value})
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if st, _ := send(t, hc, "GET", site.URL+"/api/v1/users/me", first, ""); st != 401 {
+		t.Errorf("the replaced session: %d, want 401", st)
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == api.SessionCookie {
+			if st, _ := send(t, hc, "GET", site.URL+"/api/v1/users/me", c, ""); st != 200 {
+				t.Errorf("the new session: %d, want 200", st)
+			}
+			return
+		}
+	}
+	t.Fatal("the second login set no cookie")
+}

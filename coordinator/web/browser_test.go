@@ -212,6 +212,29 @@ func createLocalWorkspace(t *testing.T, b context.Context, alice *client.Client,
 		t.Errorf("final build log lacks terraform's \"Apply complete\" (%v):\n%s", err, log)
 	}
 	browsertest.Screenshot(t, b, "workspace", browsertest.Phone, browsertest.Desktop)
+
+	// Restart through its button (it asks first): a stop build, then the
+	// page itself queues the start once the stop succeeded.
+	if err := chromedp.Do(b,
+		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true; undefined`, chromedp.EvalIgnoreExceptions),
+		chromedp.Click(chromedp.CSS("button[data-restart]")),
+	); err != nil {
+		t.Fatalf("click Restart: %v", err)
+	}
+	restarted := time.Now()
+	if err := waitJS(b, `(() => {
+		const n = document.querySelector("#builds tbody tr td"), s = document.getElementById("ws-state"),
+			a = document.querySelector("[data-agent-status]");
+		return !!n && n.textContent === "3" && !!s && s.textContent === "running" && !!a && a.textContent === "connected"; })()`,
+		60*time.Second); err != nil {
+		page, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.getElementById("main").innerText`))
+		t.Fatalf("restart through the page: %v\npage:\n%s", err, page)
+	}
+	t.Logf("restart (stop build, start build, agent connected) took %v", time.Since(restarted).Round(time.Millisecond))
+	bs, err := alice.ListBuilds(ctx, "dev")
+	if err != nil || len(bs) != 3 || bs[1].Transition != client.TransitionStop || bs[2].Transition != client.TransitionStart {
+		t.Errorf("builds after restart: %+v (%v), want start, stop, start", bs, err)
+	}
 }
 
 // waitJS evaluates expr every 100 ms until it is true, across page
