@@ -170,6 +170,10 @@ func createLocalWorkspace(t *testing.T, b context.Context, alice *client.Client,
 		chromedp.Navigate(base+"/workspaces/new?template=local"),
 		chromedp.WaitVisible(chromedp.CSS("#ws-name")),
 		chromedp.SendKeys(chromedp.CSS("#ws-name"), "dev"),
+		chromedp.SetValue(chromedp.CSS("#param-region"), "us"),
+		chromedp.Click(chromedp.CSS(`input[data-param="dotfiles"]`)),
+		chromedp.Clear(chromedp.CSS("#param-cpus")),
+		chromedp.SendKeys(chromedp.CSS("#param-cpus"), "4"),
 		chromedp.Click(chromedp.CSS(`form[data-form="create-workspace"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS("#build-log")),
 	)
@@ -210,6 +214,10 @@ func createLocalWorkspace(t *testing.T, b context.Context, alice *client.Client,
 	log, err := chromedp.Run(b, chromedp.Text(chromedp.CSS("#build-log")))
 	if err != nil || !strings.Contains(log, "Apply complete") {
 		t.Errorf("final build log lacks terraform's \"Apply complete\" (%v):\n%s", err, log)
+	}
+	params, err := chromedp.Run(b, chromedp.Text(chromedp.CSS("#parameters")))
+	if err != nil || !strings.Contains(params, "Region\nus") || !strings.Contains(params, "dotfiles\ntrue") || !strings.Contains(params, "cpus (mutable)\n4") {
+		t.Errorf("parameters on the workspace page (%v):\n%s", err, params)
 	}
 	browsertest.Screenshot(t, b, "workspace", browsertest.Phone, browsertest.Desktop)
 
@@ -258,8 +266,40 @@ func waitJS(b context.Context, expr string, timeout time.Duration) error {
 	return fmt.Errorf("not true after %v (last error: %v): %s", timeout, last, expr)
 }
 
+// testParameters are added to the local template, so that the create
+// form has one of each kind of field.
+const testParameters = `
+data "devmesh_parameter" "region" {
+  name         = "region"
+  display_name = "Region"
+  description  = "Where the workspace runs."
+  default      = "eu"
+  option {
+    name  = "Europe"
+    value = "eu"
+  }
+  option {
+    name  = "United States"
+    value = "us"
+  }
+}
+
+data "devmesh_parameter" "dotfiles" {
+  name    = "dotfiles"
+  type    = "bool"
+  default = false
+}
+
+data "devmesh_parameter" "cpus" {
+  name    = "cpus"
+  type    = "number"
+  default = 2
+  mutable = true
+}
+`
+
 // localTemplate copies examples/templates/local with its workspaces
-// directory defaulting to root.
+// directory defaulting to root, and testParameters.
 func localTemplate(t *testing.T, root string) string {
 	t.Helper()
 	src := filepath.Join("..", "..", "examples", "templates", "local")
@@ -278,7 +318,7 @@ func localTemplate(t *testing.T, root string) string {
 			if s == string(b) {
 				t.Fatal("local template: workspaces_dir default not found")
 			}
-			b = []byte(s)
+			b = []byte(s + testParameters)
 		}
 		info, _ := e.Info()
 		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, info.Mode().Perm()); err != nil {
