@@ -78,12 +78,12 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <main id="main"><section class="narrow" aria-labelledby="h">
 <h1 id="h">Add a device to devmesh</h1>
 {{if .Done}}<p id="result" role="status">Device <b>{{.Host}}</b> is now connected as <b>{{.User}}</b>. You can close this page.</p>
-{{else}}<p>Log in to connect <b>{{.Host}}</b> to your tailnet.</p>
+{{else}}{{if .Host}}<p>Log in to connect <b>{{.Host}}</b> to your tailnet.</p>{{end}}
 {{if .Error}}<p id="error" class="error" role="alert">{{.Error}}</p>{{end}}
-<form method="post" class="stack">
+{{if .Host}}<form method="post" class="stack">
 <label for="username">Username</label><input id="username" name="username" autocomplete="username" required autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Connect device</button></form>{{end}}
+<button type="submit">Connect device</button></form>{{end}}{{end}}
 </section></main>
 </body></html>`))
 

@@ -72,6 +72,15 @@ func TestBrowserDashboard(t *testing.T) {
 
 	run("open the login page", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
 	shot("login")
+	// The Tailscale device-login page shares the stylesheet (here with an
+	// expired link: the error, no form).
+	run("open a device-login page", chromedp.Navigate(base+"/login/node/0123456789abcdef"), chromedp.WaitVisible(chromedp.CSS("#error")))
+	color, err := chromedp.Run(b, chromedp.Evaluate[string](`getComputedStyle(document.getElementById("error")).borderTopColor`))
+	if err != nil || color != "rgb(198, 40, 40)" {
+		t.Errorf("device-login page's error border %q (%v): the dashboard's stylesheet did not apply", color, err)
+	}
+	shot("device-login")
+	run("back to the login page", chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.CSS("#username")))
 	login(t, b, "alice")
 	shot("workspaces")
 
