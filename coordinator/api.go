@@ -10,11 +10,12 @@ import (
 // login page check passwords through it (same KDF and rate limits).
 func (s *Server) mountAPI(mux *http.ServeMux) error {
 	a, err := api.New(api.Options{Store: s.store, Control: s.control, Logger: s.log.With("component", "api"), AccessURL: s.accessURL, Builds: s.builds,
-		Quotas: s.cfg.Quotas})
+		Quotas: s.cfg.Quotas, Metrics: s.metrics.Auth})
 	if err != nil {
 		return err
 	}
 	mux.Handle("/api/v1/", a.Handler())
 	s.passwordChecker = a.CheckPassword
+	s.adminOnly = a.AdminOnly
 	return nil
 }

@@ -16,12 +16,12 @@ import (
 func httpsOnly(next http.Handler, accessURL string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
-		if !strings.HasPrefix(p, "/api/") && !strings.HasPrefix(p, "/login/") {
+		if !strings.HasPrefix(p, "/api/") && !strings.HasPrefix(p, "/login/") && !adminDebugPath(p) {
 			next.ServeHTTP(w, r)
 			return
 		}
 		msg := "this coordinator serves its API and login page over HTTPS only: use " + accessURL
-		if strings.HasPrefix(p, "/api/") {
+		if !strings.HasPrefix(p, "/login/") {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
 			json.NewEncoder(w).Encode(client.Error{Code: client.CodeHTTPSRequired, Message: msg})
