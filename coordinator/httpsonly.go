@@ -9,8 +9,9 @@ import (
 )
 
 // httpsOnly guards the plain-HTTP side of the port when the access URL is
-// https: the REST API and the login page, which carry passwords and
-// tokens, answer only with where to go instead. The control plane (/key,
+// https: the REST API, the login page and the admin-only /metrics and
+// /debug/, which carry passwords and tokens, answer only with where to
+// go instead. The control plane (/key,
 // /ts2021: the Noise protocol encrypts and authenticates by itself),
 // health checks and the relay's probes stay reachable.
 func httpsOnly(next http.Handler, accessURL string) http.Handler {

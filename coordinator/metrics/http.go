@@ -34,7 +34,7 @@ func newHTTP(reg prometheus.Registerer) *HTTP {
 	h := &HTTP{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "http", Name: "requests_total",
-			Help: "HTTP requests served, by route pattern and status code (0: the connection was hijacked, e.g. the control and DERP upgrades).",
+			Help: "HTTP requests served, by route pattern and status code (101: the connection was hijacked: the control and DERP upgrades).",
 		}, []string{"route", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "http", Name: "request_duration_seconds",
@@ -61,7 +61,7 @@ func (h *HTTP) Observe(route string, code int, d time.Duration) {
 	}
 	s := v.(*httpSeries)
 	s.requests.Inc()
-	if code != 0 {
+	if code != 101 { // a hijacked connection's lifetime is no request's
 		s.duration.Observe(d.Seconds())
 	}
 }
