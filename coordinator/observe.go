@@ -53,8 +53,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if quietRoutes[route] {
 			level = slog.LevelDebug
 		}
+		// The request ID is added by requestIDHandler from the context.
 		s.log.LogAttrs(r.Context(), level, "http request",
-			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("route", route),
 			slog.String("path", logPath(r.URL.Path)),
@@ -64,6 +64,26 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			slog.String("remote", remoteIP(r.RemoteAddr)),
 		)
 	})
+}
+
+// requestIDHandler adds the request ID to every record logged with the
+// request's context (the access line, and handlers' *Context logs), so
+// an error line and its request's access line share request_id.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if id := RequestID(ctx); id != "" {
+		rec.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, rec)
+}
+
+func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
 }
 
 // quietRoutes are polled by machines; their access lines are debug.
