@@ -34,3 +34,15 @@ func TestServerLogFormat(t *testing.T) {
 		t.Fatalf("--log-format yaml: %v, want a clear error", err)
 	}
 }
+
+// TestServerMetricsListen: --metrics-listen binds and is announced, and
+// a bad --log-format stops the server before it starts.
+func TestServerMetricsListen(t *testing.T) {
+	out := runServerCmd(t, "--metrics-listen", "127.0.0.1:0", "--log-format", "json")
+	if !strings.Contains(out, "metrics:    http://127.0.0.1:") || !strings.Contains(out, "unauthenticated") {
+		t.Fatalf("no metrics listener in the banner:\n%s", out)
+	}
+	if _, _, err := runCLI(t, "", "server", "--data-dir", t.TempDir(), "--log-format", "xml"); err == nil || !strings.Contains(err.Error(), "want text or json") {
+		t.Fatalf("--log-format xml: %v", err)
+	}
+}
