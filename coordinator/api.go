@@ -12,12 +12,13 @@ import (
 // the dashboard at /.
 func (s *Server) mountAPI(mux *http.ServeMux) error {
 	a, err := api.New(api.Options{Store: s.store, Control: s.control, Logger: s.log.With("component", "api"), AccessURL: s.accessURL, Builds: s.builds,
-		Quotas: s.cfg.Quotas})
+		Quotas: s.cfg.Quotas, Metrics: s.metrics.Auth})
 	if err != nil {
 		return err
 	}
 	mux.Handle("/api/v1/", a.Handler())
 	s.passwordChecker = a.CheckPassword
+	s.adminOnly = a.AdminOnly
 	dash, err := web.New(web.Options{API: a, Logger: s.log.With("component", "web"), AccessURL: s.accessURL, Fingerprint: s.agentFingerprint})
 	if err != nil {
 		return err

@@ -10,9 +10,9 @@ import (
 )
 
 // httpsOnly guards the plain-HTTP side of the port when the access URL is
-// https: the REST API and the login page, which carry passwords and
-// tokens, answer only with where to go instead; the dashboard's pages
-// redirect there. The control plane (/key,
+// https: the REST API, the login page and the admin-only /metrics and
+// /debug/, which carry passwords and tokens, answer only with where to
+// go instead; the dashboard's pages redirect there. The control plane (/key,
 // /ts2021: the Noise protocol encrypts and authenticates by itself),
 // health checks and the relay's probes stay reachable.
 func httpsOnly(next http.Handler, accessURL string) http.Handler {
@@ -28,12 +28,12 @@ func httpsOnly(next http.Handler, accessURL string) http.Handler {
 			}
 			return
 		}
-		if !strings.HasPrefix(p, "/api/") && !strings.HasPrefix(p, "/login/") {
+		if !strings.HasPrefix(p, "/api/") && !strings.HasPrefix(p, "/login/") && !adminDebugPath(p) {
 			next.ServeHTTP(w, r)
 			return
 		}
 		msg := "this coordinator serves its API and login page over HTTPS only: use " + accessURL
-		if strings.HasPrefix(p, "/api/") {
+		if !strings.HasPrefix(p, "/login/") {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
 			json.NewEncoder(w).Encode(client.Error{Code: client.CodeHTTPSRequired, Message: msg})

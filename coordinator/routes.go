@@ -29,6 +29,8 @@ func (s *Server) routes() (http.Handler, error) {
 	if err := s.mountAPI(mux); err != nil {
 		return nil, err
 	}
+	mux.Handle("GET /metrics", s.adminOnly(s.metrics.Handler()))
+	mux.Handle("/debug/", s.adminOnly(debugHandler()))
 	return mux, nil
 }
 

@@ -20,11 +20,11 @@ import (
 	"time"
 
 	"tailscale.com/tailcfg"
-	"tailscale.com/types/key"
 
 	"github.com/devmesh/devmesh/coordinator/api"
 	"github.com/devmesh/devmesh/coordinator/builds"
 	"github.com/devmesh/devmesh/coordinator/control"
+	"github.com/devmesh/devmesh/coordinator/metrics"
 	"github.com/devmesh/devmesh/coordinator/relay"
 	"github.com/devmesh/devmesh/coordinator/store"
 	"github.com/devmesh/devmesh/internal/certpin"
@@ -98,6 +98,11 @@ type Config struct {
 	// (default DefaultBodyReadTimeout). Requests without a body, such as
 	// the control and DERP upgrades and log follows, are not limited.
 	BodyReadTimeout time.Duration
+	// MetricsListen, when set, is a TCP address serving /metrics,
+	// /debug/pprof/ and /debug/vars (and /healthz, /readyz) without
+	// authentication: bind it to loopback or a private network. On the
+	// main listener those need an admin's token.
+	MetricsListen string
 }
 
 // Default HTTP timeouts (see Config).
@@ -133,6 +138,14 @@ type Server struct {
 
 	httpSrv, tlsSrv *http.Server
 
+	// metrics is made by New; metricsSrv serves it on MetricsListen
+	// (set by Start). adminOnly guards /metrics and /debug/ on the main
+	// listener (set by mountAPI).
+	metrics    *metrics.Metrics
+	metricsSrv *http.Server
+	metricsLn  net.Listener
+	adminOnly  func(http.Handler) http.Handler
+
 	// closing is set when Close begins, so /readyz fails before anything
 	// stops.
 	closing atomic.Bool
@@ -157,6 +170,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Logger = slog.New(requestIDHandler{cfg.Logger.Handler()})
 	if cfg.DataDir == "" {
 		return nil, errors.New("coordinator: DataDir is required")
 	}
@@ -177,7 +191,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BodyReadTimeout <= 0 {
 		cfg.BodyReadTimeout = DefaultBodyReadTimeout
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, failed: make(chan struct{})}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, failed: make(chan struct{}), metrics: metrics.New()}, nil
 }
 
 // Start opens the store, loads or creates the server's keys, binds the
@@ -201,6 +215,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.store, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "devmesh.db")); err != nil {
 		return err
 	}
+	s.store.SetQueryObserver(s.metrics.Store.ObserveQuery)
 	keys, err := loadKeys(ctx, s.store)
 	if err != nil {
 		return err
@@ -234,7 +249,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.httpsOnly = u.Scheme == "https"
 	s.relay, err = relay.New(relay.Options{
 		PrivateKey: keys.derp,
-		Admit:      func(k key.NodePublic) bool { return s.control.AdmitNodeKey(k) },
+		Admit:      s.admitRelayClient,
 		Logger:     s.log.With("component", "relay"),
 		STUNAddr:   cfg.STUNListen,
 		STUNAddr2:  nextPort(cfg.STUNListen),
@@ -257,6 +272,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		EphemeralAfter:  cfg.EphemeralAfter,
 		OfflineDebounce: cfg.OfflineDebounce,
 		CheckPassword:   s.checkPassword,
+		Metrics:         s.metrics.Control,
 	})
 	if err != nil {
 		return err
@@ -271,6 +287,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	s.registerMetrics()
+	if err := s.listenMetrics(); err != nil {
+		return err
+	}
 	s.serve(s.newHTTPServers(handler, cert))
 	return nil
 }
@@ -283,6 +303,7 @@ func (s *Server) newHTTPServers(handler http.Handler, cert tls.Certificate) (pla
 	if s.httpsOnly {
 		plainHandler = httpsOnly(handler, s.accessURL)
 	}
+	handler, plainHandler = s.observe(handler), s.observe(plainHandler)
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	s.httpSrv = &http.Server{Handler: plainHandler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: s.cfg.IdleTimeout, ErrorLog: errLog}
 	s.tlsSrv = &http.Server{
@@ -402,12 +423,15 @@ func (s *Server) closeLocked() error {
 	} else if s.cfg.Listener != nil {
 		s.cfg.Listener.Close()
 	}
+	if s.metricsSrv == nil && s.metricsLn != nil {
+		s.metricsLn.Close()
+	}
 	if s.control != nil {
 		s.control.Close()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, srv := range []*http.Server{s.httpSrv, s.tlsSrv} {
+	for _, srv := range []*http.Server{s.httpSrv, s.tlsSrv, s.metricsSrv} {
 		if srv != nil {
 			if err := srv.Shutdown(ctx); err != nil {
 				srv.Close()

@@ -55,6 +55,12 @@ func TestSelfSignedCertCoversAccessURL(t *testing.T) {
 	if code, _, err := tryGet("http://" + addr + "/healthz"); err != nil || code != 200 {
 		t.Fatalf("plain HTTP healthz: %d %v", code, err)
 	}
+	// The admin-only observability paths carry a token too.
+	for _, p := range []string{"/metrics", "/debug/pprof/"} {
+		if code, body, err := tryGet("http://" + addr + p); err != nil || code != http.StatusForbidden || !strings.Contains(body, "https_required") {
+			t.Fatalf("plain HTTP %s: %d %s %v", p, code, body, err)
+		}
+	}
 	s.Close()
 
 	s = start("")

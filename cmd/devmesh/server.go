@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -31,6 +32,8 @@ type serverOptions struct {
 	ephemeralTimeout time.Duration
 	adminsReachAll   bool
 	logLevel         string
+	logFormat        string
+	metricsListen    string
 
 	terraformPath         string
 	provisioners          int
@@ -72,6 +75,8 @@ func newServerCmd() *cobra.Command {
 	f.DurationVar(&o.ephemeralTimeout, "ephemeral-timeout", 30*time.Second, "how long an ephemeral node may stay disconnected before it is deleted")
 	f.BoolVar(&o.adminsReachAll, "admins-reach-all", false, "let admins' devices reach every workspace agent")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text (key=value) or json (one object per line)")
+	f.StringVar(&o.metricsListen, "metrics-listen", "", "TCP address serving /metrics and /debug/pprof/ WITHOUT authentication (bind it to loopback or a private network); on --listen they need an admin's token")
 	f.StringVar(&o.terraformPath, "terraform-path", "", "terraform (1.5 or newer) or OpenTofu executable for builds (default: terraform on PATH, else tofu)")
 	f.IntVar(&o.provisioners, "provisioners", 2, "how many workspace builds run at once")
 	f.BoolVar(&o.disableProvisioning, "disable-provisioning", false, "run no terraform: no templates or template workspaces (for a coordinator without terraform)")
@@ -100,7 +105,10 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 	if o.tlsSelfSigned && strings.HasPrefix(o.accessURL, "http://") {
 		return fmt.Errorf("--tls-self-signed serves HTTPS: give an https:// --access-url")
 	}
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	log, err := newServerLogger(cmd.ErrOrStderr(), o.logFormat, level)
+	if err != nil {
+		return err
+	}
 	stun := o.stunListen
 	if stun == "" {
 		stun = defaultSTUNListen(o.listen)
@@ -134,6 +142,8 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 		BinariesDir:           o.binariesDir,
 
 		Quotas: api.Quotas{MaxWorkspacesPerUser: o.maxWorkspaces, MaxExternalAgentsPerUser: o.maxExternalAgents},
+
+		MetricsListen: o.metricsListen,
 	})
 	if err != nil {
 		return err
@@ -161,6 +171,9 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
   data dir:   %s
   relay:      DERP over TLS on the same port; STUN %s
 `, srv.URL(), srv.URL(), abs, stunMsg)
+	if a := srv.MetricsAddr(); a != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "  metrics:    http://%s/metrics (and /debug/pprof/), unauthenticated\n", a)
+	}
 	login := "devmesh login " + srv.URL() + " --username admin"
 	if strings.HasPrefix(srv.URL(), "https://") && o.tlsCert == "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "  TLS:        self-signed certificate, SHA-256 fingerprint\n              %s\n", srv.Fingerprint())
@@ -195,6 +208,19 @@ Next, in another shell:
 		return fmt.Errorf("server stopped: %w", err)
 	}
 	return nil
+}
+
+// newServerLogger returns the server's logger: slog's text or JSON
+// handler at level.
+func newServerLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
 // defaultSTUNPort is STUN's well-known UDP port.

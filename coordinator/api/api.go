@@ -14,6 +14,7 @@ import (
 
 	"github.com/devmesh/devmesh/coordinator/builds"
 	"github.com/devmesh/devmesh/coordinator/control"
+	"github.com/devmesh/devmesh/coordinator/metrics"
 	"github.com/devmesh/devmesh/coordinator/store"
 )
 
@@ -53,6 +54,8 @@ type Options struct {
 	// Builds runs template validation and workspace builds; nil when the
 	// coordinator runs no terraform (those endpoints then answer 503).
 	Builds *builds.Queue
+	// Metrics records failed logins and rate-limit hits (nil: none).
+	Metrics *metrics.Auth
 }
 
 // API serves /api/v1. Create it with New.
@@ -71,6 +74,8 @@ type API struct {
 	quota     store.Quota // Options.Quotas
 
 	builds *builds.Queue // Options.Builds; nil: provisioning disabled
+
+	metrics *metrics.Auth // Options.Metrics; nil: none
 }
 
 // New validates o and returns the API. It starts nothing.
@@ -99,6 +104,7 @@ func New(o Options) (*API, error) {
 	a.accessURL = o.AccessURL
 	a.quota = store.Quota{MaxWorkspaces: o.Quotas.MaxWorkspacesPerUser, MaxExternalAgents: o.Quotas.MaxExternalAgentsPerUser}
 	a.builds = o.Builds
+	a.metrics = o.Metrics
 	a.routes()
 	return a, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/devmesh/devmesh/coordinator/client"
+	"github.com/devmesh/devmesh/coordinator/metrics"
 	"github.com/devmesh/devmesh/coordinator/store"
 	"github.com/devmesh/devmesh/internal/buildinfo"
 	"github.com/devmesh/devmesh/internal/password"
@@ -56,6 +57,7 @@ func (a *API) checkPassword(ctx context.Context, ip, username, pw string) (store
 	username = strings.ToLower(strings.TrimSpace(username))
 	att, wait, ok := a.limits.begin(ip, username)
 	if !ok {
+		a.metrics.RateLimited(metrics.LimitLogin)
 		a.log.Warn("login rate limited", "username", username, "ip", ip, "retry_after", wait)
 		return store.User{}, &RateLimitError{RetryAfter: wait}
 	}
@@ -78,6 +80,7 @@ func (a *API) checkPassword(ctx context.Context, ip, username, pw string) (store
 	defer release()
 	if u.ID == 0 {
 		password.VerifyDummy(pw) // as slow as a real check: no user enumeration by timing
+		a.metrics.LoginFailed(metrics.LoginBadCredentials)
 		a.log.Info("login failed", "username", username, "ip", ip)
 		return store.User{}, ErrInvalidCredentials
 	}
@@ -86,11 +89,13 @@ func (a *API) checkPassword(ctx context.Context, ip, username, pw string) (store
 		return store.User{}, fmt.Errorf("verify password of user %d: %w", u.ID, err)
 	}
 	if !match {
+		a.metrics.LoginFailed(metrics.LoginBadCredentials)
 		a.log.Info("login failed", "username", username, "ip", ip)
 		return store.User{}, ErrInvalidCredentials
 	}
 	att.succeeded()
 	if u.Disabled() {
+		a.metrics.LoginFailed(metrics.LoginDisabled)
 		a.log.Info("login refused: account disabled", "username", username, "ip", ip)
 		return store.User{}, ErrAccountDisabled
 	}
@@ -156,6 +161,7 @@ func (a *API) handleFirstUser(w http.ResponseWriter, r *http.Request) error {
 		return errAlreadySetUp // cheap answer before any hashing
 	}
 	if wait, ok := a.limits.chargeIP(clientIP(r)); !ok {
+		a.metrics.RateLimited(metrics.LimitFirstUser)
 		return rateLimited(wait)
 	}
 	hash, err := a.hashPassword(ctx, req.Password)

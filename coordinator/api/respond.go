@@ -66,7 +66,7 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	var ae *apiError
 	if !errors.As(err, &ae) {
-		a.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.log.ErrorContext(r.Context(), "api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errInternal
 	}
 	writeError(w, ae)

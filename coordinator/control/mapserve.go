@@ -13,6 +13,8 @@ import (
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
 	"tailscale.com/util/zstdframe"
+
+	"github.com/devmesh/devmesh/coordinator/metrics"
 )
 
 var keepAliveMsg = &tailcfg.MapResponse{KeepAlive: true}
@@ -27,6 +29,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request, mk key.Machine
 	}
 	n := s.reg.NodeByKey(req.NodeKey)
 	if n == nil {
+		s.cfg.Metrics.Refused("map_unregistered")
 		http.Error(w, "node not registered", http.StatusUnauthorized)
 		return
 	}
@@ -53,7 +56,9 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request, mk key.Machine
 			return
 		}
 		w.WriteHeader(http.StatusOK)
-		writeMapMsg(w, resp, compress)
+		if n, err := writeMapMsg(w, resp, compress); err == nil {
+			s.cfg.Metrics.MapSent(metrics.MapFull, n, time.Time{})
+		}
 		return
 	}
 	s.streamMap(r.Context(), w, n.ID, compress)
@@ -70,11 +75,18 @@ func (s *Server) streamMap(ctx context.Context, w http.ResponseWriter, id tailcf
 		return
 	}
 	defer st.Close()
+	s.log.Debug("map stream opened", "node", id)
+	if st.wentOnline {
+		s.log.Debug("node online", "node", id)
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
-	if err := writeMapMsg(w, first, compress); err != nil {
+	n, err := writeMapMsg(w, first, compress)
+	if err != nil {
+		s.log.Debug("map stream closed", "node", id, "err", err)
 		return
 	}
+	s.cfg.Metrics.MapSent(metrics.MapFull, n, time.Time{})
 	for {
 		keepAlive := s.cfg.KeepAlive
 		if keepAlive == 0 {
@@ -82,38 +94,46 @@ func (s *Server) streamMap(ctx context.Context, w http.ResponseWriter, id tailcf
 		}
 		resp, err := st.Next(ctx, keepAlive, s.cfg.BatchDelay)
 		if err != nil {
+			s.log.Debug("map stream closed", "node", id, "reason", err)
 			return
 		}
+		kind, queued := metrics.MapKeepAlive, time.Time{}
 		if resp == nil {
 			resp = keepAliveMsg
 		} else {
 			now := time.Now()
 			resp.ControlTime = &now
+			kind, queued = metrics.MapDelta, st.queued
 		}
-		if err := writeMapMsg(w, resp, compress); err != nil {
+		n, err := writeMapMsg(w, resp, compress)
+		if err != nil {
+			s.log.Debug("map stream closed", "node", id, "err", err)
 			return
 		}
+		s.cfg.Metrics.MapSent(kind, n, queued)
 	}
 }
 
 // writeMapMsg writes one framed message: a little-endian uint32 length,
-// then the JSON, zstd-compressed when the client asked for it.
-func writeMapMsg(w http.ResponseWriter, msg *tailcfg.MapResponse, compress bool) error {
+// then the JSON, zstd-compressed when the client asked for it. It
+// returns the bytes written.
+func writeMapMsg(w http.ResponseWriter, msg *tailcfg.MapResponse, compress bool) (int, error) {
 	b, err := json.Marshal(msg)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if compress {
 		b = zstdframe.AppendEncode(nil, b, zstdframe.FastestCompression)
 	}
 	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))
-	if _, err := w.Write(append(frame, b...)); err != nil {
-		return err
+	n, err := w.Write(append(frame, b...))
+	if err != nil {
+		return n, err
 	}
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
-	return nil
+	return n, nil
 }
 
 // applyMapRequest records what the node reports about itself, tells its

@@ -20,6 +20,7 @@ import (
 // serveRegister answers POST /machine/register. Refusals are reported in
 // RegisterResponse.Error, which the client stops on and shows.
 func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request, mk key.MachinePublic) {
+	start := time.Now()
 	var req tailcfg.RegisterRequest
 	r.Body = http.MaxBytesReader(w, r.Body, maxRegisterBody)
 	if err := decodeBody(r, &req); err != nil {
@@ -40,7 +41,11 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request, mk key.Ma
 		s.log.Error("register", "machine", mk.ShortString(), "err", err)
 		resp = tailcfg.RegisterResponse{Error: "internal error registering node"}
 	}
+	if req.Followup == "" { // not waiting for a user to log in
+		s.cfg.Metrics.ObserveRegister(time.Since(start))
+	}
 	if resp.Error != "" {
+		s.cfg.Metrics.Refused(refusalReason(resp.Error))
 		s.log.Info("register refused", "machine", mk.ShortString(), "node", req.NodeKey.ShortString(), "reason", resp.Error)
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -46,6 +46,7 @@ type Registry struct {
 // drains it, so all messages to a node are sent in order by one goroutine.
 type session struct {
 	pending      *delta        // merged changes not yet sent
+	queued       time.Time     // when pending was started (fan-out delay)
 	wake         chan struct{} // cap 1: pending became non-empty
 	gen          uint64        // generation of the stream allowed to send
 	done         chan struct{} // closed when stream gen is replaced or the node is gone
@@ -290,13 +291,17 @@ func (r *Registry) Patch(id tailcfg.NodeID, fields patchFields, mutate func(*Nod
 // dispatchLocked queues deltas on the sessions of the nodes they concern.
 // Nodes without a session get a full map when they connect.
 func (r *Registry) dispatchLocked(ds deltas) {
+	var now time.Time
 	for id, d := range ds {
 		s := r.sessions[id]
 		if s == nil || s.gen == 0 {
 			continue
 		}
 		if s.pending == nil {
-			s.pending = &delta{}
+			if now.IsZero() {
+				now = time.Now()
+			}
+			s.pending, s.queued = &delta{}, now
 		}
 		s.pending.merge(d)
 		select {

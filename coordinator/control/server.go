@@ -24,6 +24,7 @@ import (
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
 
+	"github.com/devmesh/devmesh/coordinator/metrics"
 	"github.com/devmesh/devmesh/coordinator/store"
 )
 
@@ -57,6 +58,9 @@ type Config struct {
 	// CheckPassword verifies credentials on the interactive login page
 	// (the API layer supplies it, with its rate limits).
 	CheckPassword func(ctx context.Context, r *http.Request, username, password string) (store.User, error)
+	// Metrics records registrations, map messages and refusals (nil:
+	// none).
+	Metrics *metrics.Control
 }
 
 // MinCapVersion is the oldest client capability version accepted.
@@ -189,6 +193,7 @@ func (s *Server) NodeName(n *Node) string { return s.reg.FQDN(n) }
 
 // persistLastSeen writes the node's state when it went offline.
 func (s *Server) persistLastSeen(id tailcfg.NodeID, _ time.Time) {
+	s.log.Debug("node offline", "node", id)
 	s.persistState(context.Background(), id)
 }
 

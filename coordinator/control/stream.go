@@ -15,6 +15,12 @@ type Stream struct {
 	s    *session
 	gen  uint64
 	done chan struct{}
+
+	// wentOnline is set when opening this stream brought the node
+	// online; queued is when the changes of the last message taken were
+	// first queued. Both are read by the stream's own goroutine only.
+	wentOnline bool
+	queued     time.Time
 }
 
 // OpenStream starts a map stream for the node and returns it with the
@@ -43,11 +49,12 @@ func (r *Registry) OpenStream(id tailcfg.NodeID) (*Stream, *tailcfg.MapResponse,
 	s.pending = nil // the full map below supersedes anything queued
 	s.streams++
 	s.stopTimers()
-	if !n.Online {
+	wentOnline := !n.Online
+	if wentOnline {
 		r.dispatchLocked(r.ix.patch(id, patchOnline, func(n *Node) { n.Online = true }))
 		n = r.ix.node(id)
 	}
-	st := &Stream{r: r, id: id, s: s, gen: s.gen, done: s.done}
+	st := &Stream{r: r, id: id, s: s, gen: s.gen, done: s.done, wentOnline: wentOnline}
 	return st, r.ix.fullMap(n, r.env), nil
 }
 
@@ -109,6 +116,7 @@ func (st *Stream) take() (*tailcfg.MapResponse, error) {
 	if d == nil || d.empty() {
 		return nil, nil
 	}
+	st.queued = st.s.queued
 	return r.ix.deltaMap(n, d, r.env), nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"log/slog"
@@ -220,3 +221,7 @@ func (r *Relay) stopLocked() {
 	}
 	r.wg.Wait()
 }
+
+// ExpVar returns the DERP server's counters and gauges (clients, bytes,
+// packets, queue delay) as an expvar map, read when it is read.
+func (r *Relay) ExpVar() expvar.Var { return r.derp.ExpVar(false) }

@@ -31,7 +31,7 @@ var migrationFS embed.FS
 
 // Store is the coordinator's database handle. It is safe for concurrent use.
 type Store struct {
-	db *sql.DB
+	db *timedDB
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path, in WAL
@@ -51,7 +51,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	// SQLite allows one writer; a single connection avoids SQLITE_BUSY
 	// between our own goroutines and keeps transactions serial.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db}
+	s := &Store{db: &timedDB{DB: db}}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -172,6 +172,7 @@ func splitStatements(body string) []string {
 
 // tx runs fn in a transaction, committing if it returns nil.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	defer s.db.since(OpTx, time.Now())
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -214,7 +215,7 @@ func isUniqueViolation(err error) bool {
 type rowScanner interface{ Scan(...any) error }
 
 // queryAll runs q and scans every row with scan.
-func queryAll[T any](ctx context.Context, db *sql.DB, scan func(rowScanner) (T, error), q string, args ...any) ([]T, error) {
+func queryAll[T any](ctx context.Context, db *timedDB, scan func(rowScanner) (T, error), q string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err

@@ -26,6 +26,10 @@ type server struct {
 	cmd  *exec.Cmd
 	key  string // a reusable auth key ("" for the reference, which takes any)
 	done chan struct{}
+	// metrics is the coordinator's metrics listener ("" without one);
+	// onSample, if set, is called at each load sample point.
+	metrics  string
+	onSample func(point string)
 }
 
 func (s *server) stop() {
@@ -49,23 +53,32 @@ func freePort() (string, error) {
 
 // startDevmesh starts `devmesh server` on a fresh data directory, creates
 // the first user and a reusable auth key for the load.
-func startDevmesh(ctx context.Context, bin, dir string) (*server, error) {
+func startDevmesh(ctx context.Context, bin, dir string, withMetrics bool) (*server, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
+	}
+	var extra []string
+	metricsAddr := ""
+	if withMetrics {
+		if metricsAddr, err = freePort(); err != nil {
+			return nil, err
+		}
+		extra = []string{"--metrics-listen", metricsAddr}
 	}
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "server", "--data-dir", filepath.Join(dir, "data"), "--listen", addr,
-		"--disable-stun", "--disable-provisioning", "--log-level", "warn")
+	args := append([]string{"server", "--data-dir", filepath.Join(dir, "data"), "--listen", addr,
+		"--disable-stun", "--disable-provisioning", "--log-level", "warn"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	s := &server{url: "http://" + addr, cmd: cmd, done: make(chan struct{})}
+	s := &server{url: "http://" + addr, cmd: cmd, done: make(chan struct{}), metrics: metricsAddr}
 	go func() { cmd.Wait(); logf.Close(); close(s.done) }()
 	c, err := client.New(s.url, "")
 	if err != nil {
@@ -165,6 +178,9 @@ func load(ctx context.Context, s *server, n, rounds int, timeout time.Duration) 
 			if st, err := loadgen.ReadProcStat(s.cmd.Process.Pid); err == nil {
 				stats[phase] = st
 			}
+			if s.onSample != nil {
+				s.onSample(phase)
+			}
 		},
 		Progress: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "  "+f+"\n", a...) },
 	}
@@ -193,12 +209,26 @@ func benchControl(ctx context.Context, o options, r *report, n int) error {
 		rounds = 5
 	}
 	fmt.Fprintf(os.Stderr, "control plane, N=%d: devmesh\n", n)
-	dm, err := startDevmesh(ctx, o.devmesh, dir)
+	dm, err := startDevmesh(ctx, o.devmesh, dir, o.profile != "")
 	if err != nil {
 		return err
 	}
+	var prof *profiler
+	if o.profile != "" {
+		if prof, err = startProfiler(dm.metrics, o.profile, fmt.Sprintf("devmesh-n%d", n)); err != nil {
+			dm.stop()
+			return err
+		}
+		dm.onSample = prof.sample
+	}
 	d := load(ctx, dm, n, rounds, 30*time.Second)
+	if prof != nil {
+		prof.stop()
+	}
 	dm.stop()
+	if prof != nil {
+		prof.finish(os.Stderr)
+	}
 	if d.err != nil {
 		return fmt.Errorf("devmesh: %w", d.err)
 	}

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -23,6 +25,11 @@ type options struct {
 	// docsAlways writes the docs page from a short run too (it says so).
 	docsAlways bool
 	nodes      []int // control-plane sizes
+	// profile is a directory for CPU and heap profiles of the
+	// coordinator under the control-plane loads ("" for none).
+	profile string
+	// rows picks what runs: all, control or workspace.
+	rows string
 }
 
 func main() {
@@ -37,11 +44,29 @@ func main() {
 	flag.StringVar(&o.docs, "docs", "docs/benchmarks.md", "the page to regenerate from a full run (empty: none)")
 	flag.BoolVar(&o.docsAlways, "docs-from-short", false, "regenerate the docs page even from a short run")
 	flag.BoolVar(&o.short, "short", os.Getenv("BENCH_SHORT") != "", "small sizes, for CI (also $BENCH_SHORT)")
+	flag.StringVar(&o.profile, "profile", os.Getenv("BENCH_PROFILE"), "save CPU and heap profiles of the coordinator under the control-plane loads in this directory (also $BENCH_PROFILE)")
+	flag.StringVar(&o.rows, "rows", "all", "what to measure: all, control (the control plane) or workspace (ssh, tunnel, provisioning)")
+	nodes := flag.String("nodes", "", "control-plane sizes, comma-separated (default 200,1000,5000; 100 when short)")
 	flag.Parse()
 	if o.short {
 		o.nodes = []int{100}
 	} else {
 		o.nodes = []int{200, 1000, 5000}
+	}
+	if *nodes != "" {
+		o.nodes = nil
+		for _, f := range strings.Split(*nodes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 2 {
+				fmt.Fprintf(os.Stderr, "bench: -nodes: %q is not a size of 2 or more\n", f)
+				os.Exit(2)
+			}
+			o.nodes = append(o.nodes, n)
+		}
+	}
+	if o.rows != "all" && o.rows != "control" && o.rows != "workspace" {
+		fmt.Fprintln(os.Stderr, "bench: -rows: want all, control or workspace")
+		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -54,14 +79,19 @@ func main() {
 func run(ctx context.Context, o options) error {
 	r := newReport(o.short)
 	for _, n := range o.nodes {
+		if o.rows == "workspace" {
+			break
+		}
 		if err := benchControl(ctx, o, r, n); err != nil {
 			// A benchmark that cannot run is reported, not fatal: the
 			// other rows still tell something.
 			r.fail(fmt.Sprintf("control plane N=%d", n), err)
 		}
 	}
-	if err := benchWorkspace(ctx, o, r); err != nil {
-		r.fail("workspace rows", err)
+	if o.rows != "control" {
+		if err := benchWorkspace(ctx, o, r); err != nil {
+			r.fail("workspace rows", err)
+		}
 	}
 	r.print(os.Stdout)
 	if err := r.writeJSON(o.out); err != nil {

@@ -182,6 +182,8 @@ machines: absolute numbers on a shared 2-core machine are noisy.
 ` + "```sh" + `
 make bench                 # the full suite (several minutes); writes bench/results.json and this page
 BENCH_SHORT=1 make bench   # small sizes, under 3 minutes (CI runs this)
+BENCH_PROFILE=/tmp/prof make bench   # also CPU and heap profiles of the coordinator under the control-plane loads (see operations.md)
+go run ./bench/cmd/benchrun -rows control -nodes 1000 -docs ''   # one part, chosen sizes
 ` + "```" + `
 
 ` + "`bench/results.json`" + ` has one object per figure: name, value, baseline,

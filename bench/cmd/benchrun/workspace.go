@@ -26,7 +26,7 @@ type workspace struct {
 const benchPassword = "bench-password-not-secret"
 
 func startWorkspace(ctx context.Context, bin, dir string) (*workspace, error) {
-	srv, err := startDevmesh(ctx, bin, dir)
+	srv, err := startDevmesh(ctx, bin, dir, false)
 	if err != nil {
 		return nil, err
 	}
