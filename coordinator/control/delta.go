@@ -59,9 +59,11 @@ func (f patchFields) peerChange(n *Node) *tailcfg.PeerChange {
 // keeps it minimal: a full map absorbs everything, a whole-node change
 // absorbs patches to that node, and a removal cancels earlier changes.
 type delta struct {
-	full    bool // send a complete map
-	self    bool // resend the node's own tailcfg.Node
-	filter  bool // resend the packet filter
+	full bool // send a complete map
+	self bool // resend the node's own tailcfg.Node
+	// filter holds the sources whose packet-filter chunk (what that
+	// source may send to this node) must be resent or deleted.
+	filter  map[tailcfg.NodeID]struct{}
 	changed map[tailcfg.NodeID]struct{}
 	removed map[tailcfg.NodeID]struct{}
 	patches map[tailcfg.NodeID]patchFields
@@ -74,6 +76,14 @@ func (d *delta) addChanged(id tailcfg.NodeID) {
 	d.changed[id] = struct{}{}
 	delete(d.removed, id)
 	delete(d.patches, id)
+}
+
+// addFilter marks src's chunk of the node's packet filter for resending.
+func (d *delta) addFilter(src tailcfg.NodeID) {
+	if d.filter == nil {
+		d.filter = map[tailcfg.NodeID]struct{}{}
+	}
+	d.filter[src] = struct{}{}
 }
 
 func (d *delta) addRemoved(id tailcfg.NodeID) {
@@ -99,7 +109,9 @@ func (d *delta) addPatch(id tailcfg.NodeID, f patchFields) {
 func (d *delta) merge(o *delta) {
 	d.full = d.full || o.full
 	d.self = d.self || o.self
-	d.filter = d.filter || o.filter
+	for id := range o.filter {
+		d.addFilter(id)
+	}
 	for id := range o.removed {
 		d.addRemoved(id)
 	}
@@ -112,5 +124,5 @@ func (d *delta) merge(o *delta) {
 }
 
 func (d *delta) empty() bool {
-	return !d.full && !d.self && !d.filter && len(d.changed) == 0 && len(d.removed) == 0 && len(d.patches) == 0
+	return !d.full && !d.self && len(d.filter) == 0 && len(d.changed) == 0 && len(d.removed) == 0 && len(d.patches) == 0
 }

@@ -2,7 +2,9 @@ package control
 
 import (
 	"cmp"
+	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"tailscale.com/tailcfg"
@@ -159,7 +161,7 @@ func (ix *index) upsert(n *Node) deltas {
 		d.addChanged(n.ID)
 		oldReach, seen := oldViewers[id]
 		if reach != oldReach || (seen && reach && !slices.Equal(old.Addresses, n.Addresses)) {
-			d.filter = true
+			d.addFilter(n.ID)
 		}
 	}
 	for id, oldReach := range oldViewers {
@@ -169,12 +171,13 @@ func (ix *index) upsert(n *Node) deltas {
 		d := out.get(id)
 		d.addRemoved(n.ID)
 		if oldReach {
-			d.filter = true
+			d.addFilter(n.ID)
 		}
 	}
 	self := out.get(n.ID)
 	self.self = true
-	if old != nil && old.Owner != n.Owner {
+	if old != nil && (old.Owner != n.Owner || !slices.Equal(old.Addresses, n.Addresses)) {
+		// Every chunk of its own filter names its addresses.
 		self.full = true
 	}
 	return out
@@ -193,7 +196,9 @@ func (ix *index) remove(id tailcfg.NodeID) deltas {
 	for vid, reach := range viewers {
 		d := out.get(vid)
 		d.addRemoved(id)
-		d.filter = d.filter || reach
+		if reach {
+			d.addFilter(id)
+		}
 	}
 	return out
 }
@@ -234,7 +239,7 @@ func (ix *index) fullMap(n *Node, env *mapEnv) *tailcfg.MapResponse {
 		DNSConfig:       env.dnsConfig(),
 		Domain:          env.domain,
 		CollectServices: "false",
-		PacketFilters:   map[string][]tailcfg.FilterRule{"base": ix.filterFor(n)},
+		PacketFilters:   ix.fullFilter(n),
 		Peers:           make([]*tailcfg.Node, 0, len(peers)),
 		Debug:           &tailcfg.Debug{DisableLogTail: true},
 	}
@@ -261,8 +266,15 @@ func (ix *index) deltaMap(n *Node, d *delta, env *mapEnv) *tailcfg.MapResponse {
 		resp.Node = ix.tailNode(n, n, env)
 		users[n.Owner] = true
 	}
-	if d.filter {
-		resp.PacketFilters = map[string][]tailcfg.FilterRule{"base": ix.filterFor(n)}
+	if len(d.filter) > 0 {
+		resp.PacketFilters = make(map[string][]tailcfg.FilterRule, len(d.filter))
+		for src := range d.filter {
+			var rule []tailcfg.FilterRule // nil deletes the chunk
+			if m := ix.nodes[src]; m != nil && ix.canReach(m, n) {
+				rule = filterRule(m, n)
+			}
+			resp.PacketFilters[filterKey(src)] = rule
+		}
 	}
 	removed := map[tailcfg.NodeID]bool{}
 	for id := range d.removed {
@@ -309,26 +321,55 @@ func (ix *index) profiles(users map[int64]bool) []tailcfg.UserProfile {
 	return out
 }
 
-// filterFor returns n's inbound packet filter: every node that may reach
-// n, to any port. An empty (non-nil) list means "allow nothing".
-func (ix *index) filterFor(n *Node) []tailcfg.FilterRule {
-	var srcs []string
-	ix.candidates(n, func(m *Node) {
-		if ix.canReach(m, n) {
-			for _, a := range m.Addresses {
-				srcs = append(srcs, a.Addr().String())
-			}
-		}
-	})
-	if len(srcs) == 0 {
-		return []tailcfg.FilterRule{}
+// The packet filter goes to clients in named chunks
+// (MapResponse.PacketFilters), one per node that may reach the receiver,
+// so that a node joining or leaving costs each peer one chunk rather than
+// a filter listing every source: with N nodes in a mesh, a registration
+// then costs O(N), not O(N^2), in filters built, encoded and sent.
+
+// filterKey names the chunk holding what src may send.
+func filterKey(src tailcfg.NodeID) string { return "n" + strconv.FormatInt(int64(src), 10) }
+
+// filterRule lets m send to n, to any port.
+func filterRule(m, n *Node) []tailcfg.FilterRule {
+	srcs := make([]string, 0, len(m.Addresses))
+	for _, a := range m.Addresses {
+		srcs = append(srcs, a.Addr().String())
 	}
-	slices.Sort(srcs)
-	var dsts []tailcfg.NetPortRange
+	dsts := make([]tailcfg.NetPortRange, 0, len(n.Addresses))
 	for _, a := range n.Addresses {
 		dsts = append(dsts, tailcfg.NetPortRange{IP: a.Addr().String(), Ports: tailcfg.PortRangeAny})
 	}
 	return []tailcfg.FilterRule{{SrcIPs: srcs, DstPorts: dsts}}
+}
+
+// fullFilter is n's whole inbound filter as chunks, starting with "*":
+// nil, which clears every chunk the client held, so that a node nobody
+// may reach ends with an empty filter (allow nothing).
+func (ix *index) fullFilter(n *Node) map[string][]tailcfg.FilterRule {
+	out := map[string][]tailcfg.FilterRule{"*": nil}
+	ix.candidates(n, func(m *Node) {
+		if ix.canReach(m, n) {
+			out[filterKey(m.ID)] = filterRule(m, n)
+		}
+	})
+	return out
+}
+
+// filterFor returns n's inbound packet filter as a client assembles it:
+// the chunks concatenated in key order. An empty (non-nil) list means
+// "allow nothing".
+func (ix *index) filterFor(n *Node) []tailcfg.FilterRule {
+	return assembleFilter(ix.fullFilter(n))
+}
+
+// assembleFilter concatenates chunks the way tailscale's client does.
+func assembleFilter(chunks map[string][]tailcfg.FilterRule) []tailcfg.FilterRule {
+	out := []tailcfg.FilterRule{}
+	for _, k := range slices.Sorted(maps.Keys(chunks)) {
+		out = append(out, chunks[k]...)
+	}
+	return out
 }
 
 func sortedIDs[V any](m map[tailcfg.NodeID]V) []tailcfg.NodeID {

@@ -104,7 +104,7 @@ type summary struct {
 func summarize(ds deltas) map[tailcfg.NodeID]summary {
 	out := map[tailcfg.NodeID]summary{}
 	for id, d := range ds {
-		s := summary{Full: d.full, Self: d.self, Filter: d.filter, Changed: sortedIDs(d.changed), Removed: sortedIDs(d.removed)}
+		s := summary{Full: d.full, Self: d.self, Filter: len(d.filter) > 0, Changed: sortedIDs(d.changed), Removed: sortedIDs(d.removed)}
 		if len(d.patches) > 0 {
 			s.Patches = d.patches
 		}
@@ -250,7 +250,67 @@ func TestDeltaMapMessages(t *testing.T) {
 	if full.Debug == nil || !full.Debug.DisableLogTail {
 		t.Fatal("full map must disable log upload")
 	}
-	if f := ix.fullMap(ix.node(6), env).PacketFilters["base"]; f == nil || len(f) != 0 {
+	if chunks := ix.fullMap(ix.node(6), env).PacketFilters; len(chunks) != 1 || chunks["*"] != nil {
+		t.Fatalf("isolated node filter = %#v, want only the clear-all chunk", chunks)
+	}
+	if f := ix.filterFor(ix.node(6)); f == nil || len(f) != 0 {
 		t.Fatalf("isolated node filter = %#v, want empty non-nil", f)
+	}
+}
+
+// TestFilterChunksTrackFullFilter plays clients that start from their
+// full maps and apply only the filter chunks their deltas carry: after
+// every change each client's assembled filter must equal the filter the
+// index would send in a full map now (a stale or missing chunk would let
+// a removed node in, or keep a new one out).
+func TestFilterChunksTrackFullFilter(t *testing.T) {
+	env := &mapEnv{domain: "devmesh.internal", now: time.Now}
+	ix := fixture(Policy{AdminsReachAll: true})
+	clients := map[tailcfg.NodeID]map[string][]tailcfg.FilterRule{}
+	apply := func(id tailcfg.NodeID, chunks map[string][]tailcfg.FilterRule) {
+		if v, ok := chunks["*"]; ok && v == nil {
+			clients[id] = map[string][]tailcfg.FilterRule{}
+		}
+		for k, v := range chunks {
+			switch {
+			case k == "*":
+			case v == nil:
+				delete(clients[id], k)
+			default:
+				clients[id][k] = v
+			}
+		}
+	}
+	for id, n := range ix.nodes {
+		apply(id, ix.fullMap(n, env).PacketFilters)
+	}
+	moved := testNode(2, alice, 0)
+	moved.Addresses = []netip.Prefix{netip.MustParsePrefix("100.64.1.2/32")}
+	changes := []func() deltas{
+		func() deltas { return ix.upsert(testNode(7, alice, 0)) }, // a new device: alice's nodes admit it
+		func() deltas { return ix.upsert(testNode(8, bob, 80)) },  // an agent: reaches nobody
+		func() deltas { return ix.remove(1) },                     // alice's device leaves every filter
+		func() deltas { return ix.upsert(moved) },                 // new addresses, in others' and its own filter
+		func() deltas { return ix.remove(6) },                     // the admin's device leaves bob's agent's filter
+		func() deltas { return ix.upsert(testNode(9, carol, 0)) }, // and another admin device enters
+	}
+	for i, change := range changes {
+		for id, d := range change() {
+			n := ix.nodes[id]
+			if n == nil {
+				continue
+			}
+			if resp := ix.deltaMap(n, d, env); resp != nil && resp.PacketFilters != nil {
+				apply(id, resp.PacketFilters)
+			}
+		}
+		for id, n := range ix.nodes {
+			if _, ok := clients[id]; !ok { // joined in this change: its first map is full
+				apply(id, ix.fullMap(n, env).PacketFilters)
+			}
+			if diff := cmp.Diff(ix.filterFor(n), assembleFilter(clients[id])); diff != "" {
+				t.Fatalf("change %d: node %d's filter from deltas differs from its full filter (-full +deltas):\n%s", i, id, diff)
+			}
+		}
 	}
 }

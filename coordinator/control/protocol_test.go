@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -241,8 +243,11 @@ func TestStreamDeltas(t *testing.T) {
 	if len(r.PeersChanged) != 1 || r.PeersChanged[0].Key != b.node.Public() {
 		t.Fatalf("PeersChanged = %v, want only alice's second node", r.PeersChanged)
 	}
-	if r.PacketFilters == nil || len(r.PacketFilters["base"]) != 1 {
-		t.Fatalf("filter not updated with the new peer: %+v", r.PacketFilters)
+	// Only the new peer's chunk of the filter travels, naming its addresses.
+	chunk, ok := r.PacketFilters[fmt.Sprintf("n%d", r.PeersChanged[0].ID)]
+	if len(r.PacketFilters) != 1 || !ok || len(chunk) != 1 ||
+		!slices.Equal(chunk[0].SrcIPs, []string{r.PeersChanged[0].Addresses[0].Addr().String(), r.PeersChanged[0].Addresses[1].Addr().String()}) {
+		t.Fatalf("filter not updated with the new peer's chunk alone: %+v", r.PacketFilters)
 	}
 	if r.Node != nil || r.DERPMap != nil {
 		t.Fatal("delta resent unchanged self node or DERP map")
