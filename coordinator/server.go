@@ -125,8 +125,11 @@ type Server struct {
 	fingerprint string
 	httpsOnly   bool
 
-	builds     *builds.Queue // nil when provisioning is disabled
-	devmeshBin string        // the binary served at /bin/ ("" if none)
+	builds *builds.Queue // nil when provisioning is disabled
+	// stopScheduler stops the workspace scheduler and waits for it (nil
+	// when provisioning is disabled).
+	stopScheduler func()
+	devmeshBin    string // the binary served at /bin/ ("" if none)
 
 	// passwordChecker verifies login-page credentials (set by mountAPI).
 	passwordChecker func(ctx context.Context, r *http.Request, username, password string) (store.User, error)
@@ -415,6 +418,9 @@ func (s *Server) closeLocked() error {
 		}
 	}
 	s.wg.Wait()
+	if s.stopScheduler != nil {
+		s.stopScheduler()
+	}
 	if s.builds != nil {
 		s.builds.Close()
 	}
