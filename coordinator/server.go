@@ -125,11 +125,12 @@ type Server struct {
 	fingerprint string
 	httpsOnly   bool
 
-	builds *builds.Queue // nil when provisioning is disabled
+	builds     *builds.Queue // nil when provisioning is disabled
+	devmeshBin string        // the binary served at /bin/ ("" if none)
+
 	// stopScheduler stops the workspace scheduler and waits for it (nil
 	// when provisioning is disabled).
 	stopScheduler func()
-	devmeshBin    string // the binary served at /bin/ ("" if none)
 
 	// passwordChecker verifies login-page credentials (set by mountAPI).
 	passwordChecker func(ctx context.Context, r *http.Request, username, password string) (store.User, error)
