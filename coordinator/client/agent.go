@@ -101,9 +101,10 @@ type AgentLogsRequest struct {
 type AgentStats struct {
 	Connections int64 `json:"connections"` // open SSH connections
 	// Sessions are the open SSH sessions (shells, commands, sftp);
-	// PortForwards the open forwarded connections, over SSH or straight
-	// over the tailnet (the daemon's and port-forward's). Any open
-	// connection keeps the workspace's autostop away.
+	// PortForwards the connections forwarded straight over the tailnet
+	// to the workspace's ports (port-forward, the daemon); forwards inside
+	// an SSH connection count in Connections. Any open connection keeps
+	// the workspace's autostop away.
 	Sessions     int64 `json:"sessions,omitempty"`
 	PortForwards int64 `json:"port_forwards,omitempty"`
 	RxBytes      int64 `json:"rx_bytes"`
