@@ -53,7 +53,10 @@ single word is passed as is, so it may use shell syntax:
   devmesh ssh dev -- 'cd src && make'
 
 With --stdio, speak raw SSH on stdin and stdout instead, for OpenSSH's
-ProxyCommand (see devmesh config-ssh). WS may then be written devmesh.WS.`,
+ProxyCommand (see devmesh config-ssh). WS may then be written devmesh.WS.
+
+A stopped workspace is started first: on a terminal devmesh asks, with
+--start it does not; otherwise it fails, naming --start.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.configDir != "" {
