@@ -122,8 +122,16 @@ func (s *Scheduler) check(ctx context.Context, sc store.Schedule, now time.Time)
 		return err
 	}
 	if sc.Autostart != "" {
-		if err := s.autostart(ctx, ws, sc, latest, now); err != nil {
+		// A disabled owner's workspace is not started: its agent would be
+		// refused. Autostop still applies.
+		owner, err := s.st.UserByID(ctx, ws.OwnerID)
+		if err != nil {
 			return err
+		}
+		if !owner.Disabled() {
+			if err := s.autostart(ctx, ws, sc, latest, now); err != nil {
+				return err
+			}
 		}
 	}
 	if ttl := EffectiveTTL(sc.TTL, sc.TemplateMaxTTL); ttl > 0 {

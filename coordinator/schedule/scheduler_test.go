@@ -214,6 +214,21 @@ func TestAutostartSkipsStartedWorkspace(t *testing.T) {
 	}
 }
 
+func TestAutostartSkipsDisabledOwner(t *testing.T) {
+	f := newFixture(t, berlinMonday0700)
+	f.build(t, "start", store.BuildSucceeded)
+	f.build(t, "stop", store.BuildSucceeded)
+	f.setSchedule(t, weekdays0830, 0)
+	if _, err := f.st.SetUserDisabled(context.Background(), f.ws.OwnerID, true); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Hour)
+	f.tick(t, f.scheduler(t))
+	if got := scheduled(f.builds(t)); len(got) != 0 {
+		t.Fatalf("a disabled owner's workspace was started: %+v", got)
+	}
+}
+
 func TestAutostopDueAndActivity(t *testing.T) {
 	f := newFixture(t, time.Now())
 	start := f.build(t, "start", store.BuildSucceeded)
