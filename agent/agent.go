@@ -236,7 +236,7 @@ func (a *Agent) publishInfo(ctx context.Context, signer gossh.Signer) {
 
 // statsDebounce gathers the connection changes of a moment (a client
 // opening a session and a forward) into one report.
-const statsDebounce = 200 * time.Millisecond
+const statsDebounce = 500 * time.Millisecond
 
 // statsChanged asks for a stats report now; it never blocks.
 func (a *Agent) statsChanged() {
