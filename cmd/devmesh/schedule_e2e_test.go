@@ -114,4 +114,31 @@ func TestScheduleAndSSHStart(t *testing.T) {
 		t.Fatalf("ssh --start: %v, stdout %q\nstderr:\n%s", err, stdout, stderr)
 	}
 	t.Logf("measured: ssh --start to a stopped local workspace, start build to command output: %v", time.Since(start).Round(time.Millisecond))
+
+	// An autostart slot passes while the coordinator is down: the
+	// restarted coordinator's scheduler starts the workspace, once.
+	mustRun(t, "", "stop", "dev")
+	alice := mustUser(t, coord.Store(), "alice")
+	w, err := coord.Store().WorkspaceByName(ctx, alice.ID, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := coord.Store().SetWorkspaceSchedule(ctx, w.ID, "* * * * *", time.Hour, time.Now().Add(-3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	coord.Restart(t)
+	var list []client.Build
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		stdout, _ = mustRun(t, "", "builds", "dev", "-o", "json")
+		if err := json.Unmarshal([]byte(stdout), &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 5 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(list) != 5 || list[4].Transition != client.TransitionStart || list[4].InitiatedBy != client.InitiatedByAutostart {
+		t.Fatalf("after the restart: want build #5, a start by autostart; got %+v", list)
+	}
+	mustRun(t, "", "builds", "dev", "--follow", "5")
 }
