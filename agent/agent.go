@@ -91,6 +91,13 @@ type Agent struct {
 	// this run or, with this state directory, an earlier one); from then
 	// on a rejection stops the agent at once.
 	accepted atomic.Bool
+
+	// forwards counts the connections forwarded straight over the
+	// tailnet (not through SSH); changed is signalled (never blocking)
+	// when they or the SSH server's connections change, so that stats
+	// are reported at once.
+	forwards atomic.Int64
+	changed  chan struct{}
 }
 
 // New validates o; it starts nothing.
@@ -123,7 +130,7 @@ func New(o Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{opts: o, log: o.Logger, api: api}, nil
+	return &Agent{opts: o, log: o.Logger, api: api, changed: make(chan struct{}, 1)}, nil
 }
 
 // Run runs the agent until ctx ends (it then returns nil) or the
@@ -178,6 +185,7 @@ func (a *Agent) serve(ctx context.Context, m client.AgentManifest, n *node.Node,
 		Env:        sessionEnv(m),
 		Dir:        m.Dir,
 		Shell:      a.opts.Shell,
+		OnChange:   a.statsChanged,
 	})
 	if err != nil {
 		return err
@@ -226,14 +234,37 @@ func (a *Agent) publishInfo(ctx context.Context, signer gossh.Signer) {
 	}
 }
 
-// reportStats reports the SSH server's counters every StatsInterval; a
-// failed report is not retried, the next one supersedes it.
+// statsDebounce gathers the connection changes of a moment (a client
+// opening a session and a forward) into one report.
+const statsDebounce = 500 * time.Millisecond
+
+// statsChanged asks for a stats report now; it never blocks.
+func (a *Agent) statsChanged() {
+	select {
+	case a.changed <- struct{}{}:
+	default:
+	}
+}
+
+// countForward counts a connection forwarded over the tailnet opening
+// (+1) or closing (-1).
+func (a *Agent) countForward(delta int64) {
+	a.forwards.Add(delta)
+	a.statsChanged()
+}
+
+// reportStats reports the open connections and counters every
+// StatsInterval, and soon after a connection, session or forward opens
+// or closes, so that the coordinator's count (and the workspace's
+// activity, which keeps its autostop away) is current. A failed report is
+// not retried: the next one supersedes it.
 func (a *Agent) reportStats(ctx context.Context, srv *sshd.Server) {
 	t := time.NewTicker(a.opts.StatsInterval)
 	defer t.Stop()
 	for {
 		st := srv.Stats()
-		err := a.api.PostAgentStats(ctx, client.AgentStats{Connections: st.Connections, RxBytes: st.RxBytes, TxBytes: st.TxBytes})
+		err := a.api.PostAgentStats(ctx, client.AgentStats{Connections: st.Connections, Sessions: st.Sessions,
+			PortForwards: a.forwards.Load(), RxBytes: st.RxBytes, TxBytes: st.TxBytes})
 		if err != nil && ctx.Err() == nil {
 			a.checkRejected(err)
 			a.log.Debug("report stats", "err", err)
@@ -242,6 +273,12 @@ func (a *Agent) reportStats(ctx context.Context, srv *sshd.Server) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.changed:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(statsDebounce):
+			}
 		}
 	}
 }

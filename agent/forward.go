@@ -38,7 +38,7 @@ const (
 // connection has ended.
 func (a *Agent) serveForwards(ctx context.Context, n *node.Node, authorize func(context.Context, net.Addr) error) {
 	log := a.log.With("component", "forward")
-	f := &tcpForwarder{ctx: ctx, authorize: authorize, log: log}
+	f := &tcpForwarder{ctx: ctx, authorize: authorize, log: log, count: a.countForward}
 	v4, v6 := n.Addrs()
 	f.self = map[netip.Addr]bool{v4: true, v6: true}
 	unregister := n.HandleFallbackTCP(f.handle)
@@ -65,6 +65,9 @@ type tcpForwarder struct {
 	authorize func(context.Context, net.Addr) error
 	log       *slog.Logger
 	self      map[netip.Addr]bool // the agent's tailnet addresses
+	// count, if set, is told of each forwarded connection opening (+1)
+	// and closing (-1).
+	count func(delta int64)
 
 	mu      sync.Mutex // guards stopped and wg.Add
 	stopped bool
@@ -112,6 +115,10 @@ func (f *tcpForwarder) handle(src, dst netip.AddrPort) func(net.Conn) {
 		}
 		defer f.wg.Done()
 		f.log.Debug("forwarding a connection", "from", src, "port", dst.Port())
+		if f.count != nil {
+			f.count(1)
+			defer f.count(-1)
+		}
 		bridge(f.ctx, c, lc)
 	}
 }

@@ -21,10 +21,17 @@ type splitListener struct {
 	tls     *chanListener
 	once    sync.Once
 	closing atomic.Bool // set by Close: the accept error that follows is expected
+
+	// routing holds the connections waiting for their first byte (a
+	// client's spare keep-alive connection may send none for long);
+	// Close closes them.
+	mu      sync.Mutex // guards routing
+	routing map[net.Conn]struct{}
 }
 
 func newSplitListener(ln net.Listener, log *slog.Logger) *splitListener {
-	return &splitListener{ln: ln, log: log, plain: newChanListener(ln.Addr()), tls: newChanListener(ln.Addr())}
+	return &splitListener{ln: ln, log: log, plain: newChanListener(ln.Addr()), tls: newChanListener(ln.Addr()),
+		routing: map[net.Conn]struct{}{}}
 }
 
 // Accept-error backoff, as net/http's: temporary errors such as running
@@ -77,10 +84,15 @@ func isTemporary(err error) bool {
 }
 
 func (s *splitListener) route(c net.Conn) {
+	if !s.track(c, true) {
+		c.Close()
+		return
+	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReaderSize(c, 1)
 	b, err := br.Peek(1)
 	c.SetReadDeadline(time.Time{})
+	s.track(c, false)
 	if err != nil {
 		c.Close()
 		return
@@ -93,11 +105,37 @@ func (s *splitListener) route(c net.Conn) {
 	}
 }
 
+// track adds c to or removes it from the connections being routed; it
+// refuses to add one once Close has begun.
+func (s *splitListener) track(c net.Conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.routing, c)
+		return true
+	}
+	if s.closing.Load() {
+		return false
+	}
+	s.routing[c] = struct{}{}
+	return true
+}
+
+// closeRouting closes the connections still waiting for their first byte.
+func (s *splitListener) closeRouting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.routing {
+		c.Close()
+	}
+}
+
 // Close closes the port and both children.
 func (s *splitListener) Close() error {
 	var err error
 	s.once.Do(func() {
 		s.closing.Store(true)
+		s.closeRouting()
 		err = s.ln.Close()
 		s.plain.Close()
 		s.tls.Close()

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/devmesh/devmesh/coordinator/builds"
+	"github.com/devmesh/devmesh/coordinator/schedule"
 	"github.com/devmesh/devmesh/provision"
 )
 
@@ -61,7 +62,31 @@ func (s *Server) startProvisioning(ctx context.Context) error {
 		return err
 	}
 	s.builds = q
+	if err := s.startScheduler(q); err != nil {
+		return err
+	}
 	s.log.Info("provisioning", "terraform", runner.TerraformPath(), "version", version, "workers", workers)
+	return nil
+}
+
+// startScheduler runs the workspace scheduler (autostart, autostop)
+// until Close; its first pass acts on what fell due while the
+// coordinator was down.
+func (s *Server) startScheduler(q *builds.Queue) error {
+	sch, err := schedule.New(schedule.Options{Store: s.store, Wake: q.Wake, Logger: s.log.With("component", "schedule")})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sch.Run(ctx)
+	}()
+	s.stopScheduler = func() {
+		cancel()
+		<-done
+	}
 	return nil
 }
 

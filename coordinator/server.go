@@ -133,6 +133,10 @@ type Server struct {
 	builds     *builds.Queue // nil when provisioning is disabled
 	devmeshBin string        // the binary served at /bin/ ("" if none)
 
+	// stopScheduler stops the workspace scheduler and waits for it (nil
+	// when provisioning is disabled).
+	stopScheduler func()
+
 	// passwordChecker verifies login-page credentials (set by mountAPI).
 	passwordChecker func(ctx context.Context, r *http.Request, username, password string) (store.User, error)
 
@@ -439,6 +443,9 @@ func (s *Server) closeLocked() error {
 		}
 	}
 	s.wg.Wait()
+	if s.stopScheduler != nil {
+		s.stopScheduler()
+	}
 	if s.builds != nil {
 		s.builds.Close()
 	}

@@ -41,9 +41,9 @@ func (s *Server) serveConn(nc net.Conn) {
 	_ = nc.SetDeadline(time.Time{})
 	defer sc.Close()
 
-	s.connections.Add(1)
 	s.connectionsTotal.Add(1)
-	defer s.connections.Add(-1)
+	s.count(&s.connections, 1)
+	defer s.count(&s.connections, -1)
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	c := &conn{
@@ -97,9 +97,9 @@ func (c *conn) handleSession(nch gossh.NewChannel) {
 	if err != nil {
 		return
 	}
-	c.s.sessions.Add(1)
 	c.s.sessionsTotal.Add(1)
-	defer c.s.sessions.Add(-1)
+	c.s.count(&c.s.sessions, 1)
+	defer c.s.count(&c.s.sessions, -1)
 	if f := c.s.opts.OnSession; f != nil {
 		f(true)
 		defer f(false)

@@ -80,6 +80,8 @@ func (c *conn) handleDirect(nc gossh.NewChannel) {
 		target.Close()
 		return
 	}
+	c.s.count(&c.s.forwards, 1)
+	defer c.s.count(&c.s.forwards, -1)
 	proxy(c.ctx, ch, reqs, target)
 }
 
@@ -147,6 +149,8 @@ func (c *conn) serveForward(key forwardKey, ln net.Listener) {
 				nc.Close()
 				return
 			}
+			c.s.count(&c.s.forwards, 1)
+			defer c.s.count(&c.s.forwards, -1)
 			proxy(c.ctx, ch, reqs, nc)
 		})
 	}

@@ -60,6 +60,10 @@ type Options struct {
 	// OnSession, if set, is called when a session channel opens (true)
 	// and closes (false). It must not block.
 	OnSession func(start bool)
+	// OnChange, if set, is called after the open connections, sessions
+	// or forwarded channels (Stats) changed, so that they can be
+	// reported at once. It must not block.
+	OnChange func()
 	// KeepAliveInterval is how often the server checks that a client is
 	// still there; after KeepAliveCountMax intervals without an answer
 	// the connection is closed and its processes stopped. This catches
@@ -84,6 +88,7 @@ type Stats struct {
 	ConnectionsTotal int64
 	Sessions         int64 // open session channels
 	SessionsTotal    int64
+	Forwards         int64 // open forwarded channels (ssh -L, -D, -R)
 	RxBytes, TxBytes int64 // SSH protocol bytes read from and written to clients
 }
 
@@ -112,6 +117,7 @@ type Server struct {
 
 	connections, connectionsTotal atomic.Int64
 	sessions, sessionsTotal       atomic.Int64
+	forwards                      atomic.Int64
 	rxBytes, txBytes              atomic.Int64
 }
 
@@ -232,8 +238,17 @@ func (s *Server) Stats() Stats {
 		ConnectionsTotal: s.connectionsTotal.Load(),
 		Sessions:         s.sessions.Load(),
 		SessionsTotal:    s.sessionsTotal.Load(),
+		Forwards:         s.forwards.Load(),
 		RxBytes:          s.rxBytes.Load(),
 		TxBytes:          s.txBytes.Load(),
+	}
+}
+
+// count adds d to the counter n and tells OnChange.
+func (s *Server) count(n *atomic.Int64, d int64) {
+	n.Add(d)
+	if s.opts.OnChange != nil {
+		s.opts.OnChange()
 	}
 }
 

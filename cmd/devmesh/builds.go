@@ -197,7 +197,7 @@ func writeBuildsTable(cmd *cobra.Command, list []client.Build) error {
 	fmt.Fprintln(tw, "BUILD\tTRANSITION\tSTATUS\tVERSION\tBY\tQUEUED\tTOOK\tREASON")
 	for _, b := range list {
 		fmt.Fprintf(tw, "#%d\t%s\t%s\tv%d\t%s\t%s\t%s\t%s\n", b.Number, b.Transition, b.Status, b.TemplateVersion,
-			orDash(b.Initiator), formatTime(b.CreatedAt), buildDuration(b), b.Reason)
+			orDash(buildInitiator(b)), formatTime(b.CreatedAt), buildDuration(b), b.Reason)
 	}
 	return tw.Flush()
 }

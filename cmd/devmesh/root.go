@@ -43,6 +43,7 @@ func newRootCmd() *cobra.Command {
 		newUpdateCmd(),
 		newBuildsCmd(),
 		newCancelCmd(),
+		newScheduleCmd(),
 		newSSHCmd(),
 		newConfigSSHCmd(),
 		newPortForwardCmd(),

@@ -31,6 +31,7 @@ type sshOptions struct {
 	forceTTY  bool
 	noTTY     bool
 	configDir string
+	start     bool // start a stopped workspace without asking
 }
 
 func newSSHCmd() *cobra.Command {
@@ -52,7 +53,10 @@ single word is passed as is, so it may use shell syntax:
   devmesh ssh dev -- 'cd src && make'
 
 With --stdio, speak raw SSH on stdin and stdout instead, for OpenSSH's
-ProxyCommand (see devmesh config-ssh). WS may then be written devmesh.WS.`,
+ProxyCommand (see devmesh config-ssh). WS may then be written devmesh.WS.
+
+A stopped workspace is started first: on a terminal devmesh asks, with
+--start it does not; otherwise it fails, naming --start.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.configDir != "" {
@@ -81,6 +85,7 @@ ProxyCommand (see devmesh config-ssh). WS may then be written devmesh.WS.`,
 	cmd.Flags().BoolVar(&o.stdio, "stdio", false, "bridge stdin/stdout to the agent's SSH server (for ProxyCommand)")
 	cmd.Flags().BoolVarP(&o.forceTTY, "tty", "t", false, "allocate a terminal even for a command")
 	cmd.Flags().BoolVarP(&o.noTTY, "no-tty", "T", false, "never allocate a terminal")
+	cmd.Flags().BoolVar(&o.start, "start", false, "start the workspace first if it is stopped, without asking")
 	cmd.Flags().StringVar(&o.configDir, "config-dir", "", "the configuration directory (as $"+cliconfig.EnvDir+")")
 	_ = cmd.Flags().MarkHidden("config-dir")
 	return cmd
@@ -99,7 +104,7 @@ func runSSH(cmd *cobra.Command, targetArg string, command []string, o sshOptions
 	}
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
-	tc, err := openTunnel(ctx, stderr, target, o.tunnelFlags, true)
+	tc, err := openTunnelStarting(ctx, cmd, target, o, true)
 	if err != nil {
 		return sshFailure(cmd, err)
 	}
@@ -243,7 +248,7 @@ func runSSHStdio(cmd *cobra.Command, alias string, o sshOptions) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGHUP)
 	defer stop()
 	stderr := cmd.ErrOrStderr()
-	tc, err := openTunnel(ctx, stderr, target, o.tunnelFlags, true)
+	tc, err := openTunnelStarting(ctx, cmd, target, o, false)
 	if err != nil {
 		return err
 	}

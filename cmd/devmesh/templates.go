@@ -28,6 +28,7 @@ func newTemplatesCmd() *cobra.Command {
 			(*client.Client).ArchiveTemplate, "Archived"),
 		newTemplatesRemoveCmd("delete", "Delete a template no workspace uses, with all its versions",
 			(*client.Client).DeleteTemplate, "Deleted"))
+	cmd.AddCommand(newTemplatesEditCmd())
 	return cmd
 }
 

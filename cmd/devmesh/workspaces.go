@@ -23,6 +23,9 @@ type createOptions struct {
 	noWait       bool
 	agentTimeout time.Duration
 	output       string
+	autostart    string
+	ttl          time.Duration
+	ttlSet       bool // --ttl given (0 included: no autostop)
 }
 
 func newCreateCmd() *cobra.Command {
@@ -54,6 +57,7 @@ the agent on that machine:
 			if err := checkOutput(o.output); err != nil {
 				return err
 			}
+			o.ttlSet = cmd.Flags().Changed("ttl")
 			req, err := o.request(args[0])
 			if err != nil {
 				return err
@@ -111,6 +115,8 @@ the agent on that machine:
 	addOutputFlag(cmd, &o.output)
 	f.BoolVar(&o.noWait, "no-wait", false, "with --template: return once the first build is queued")
 	addAgentTimeoutFlag(cmd, &o.agentTimeout)
+	f.StringVar(&o.autostart, "autostart", "", `with --template: start the workspace at these times, a cron spec such as "CRON_TZ=Europe/Berlin 30 8 * * 1-5" (see devmesh schedule)`)
+	f.DurationVar(&o.ttl, "ttl", 0, "with --template: stop the workspace this long after it started or was last in use (default: the template's; 0: never)")
 	return cmd
 }
 
@@ -128,6 +134,15 @@ func (o createOptions) request(name string) (client.CreateWorkspaceRequest, erro
 		return req, errors.New("--param and --param-file apply only with --template")
 	case o.external && o.noWait:
 		return req, errors.New("--no-wait applies only with --template (an external workspace is created at once)")
+	case o.external && (o.autostart != "" || o.ttlSet):
+		return req, errors.New("--autostart and --ttl apply only with --template (an external workspace has no builds to start or stop)")
+	case o.ttl < 0:
+		return req, errors.New("--ttl must not be negative")
+	}
+	req.Autostart = o.autostart
+	if o.ttlSet {
+		ms := o.ttl.Milliseconds()
+		req.TTLMs = &ms
 	}
 	for _, kv := range o.vars {
 		k, v, ok := strings.Cut(kv, "=")

@@ -123,6 +123,9 @@ func writeWorkspace(w io.Writer, ws client.Workspace, now time.Time) error {
 			fmt.Fprintf(tw, "  Reason:\t%s\n", b.Reason)
 		}
 	}
+	if ws.Schedule != nil {
+		writeScheduleLines(tw, *ws.Schedule, "")
+	}
 	if len(ws.Parameters) > 0 {
 		fmt.Fprintf(tw, "\nParameters:\n")
 		names := make([]string, 0, len(ws.Parameters))
@@ -174,8 +177,8 @@ func describeBuild(b client.Build, now time.Time) string {
 		s += " for " + now.Sub(b.StartedAt).Round(time.Second).String()
 	}
 	s += ", " + formatTime(b.CreatedAt)
-	if b.Initiator != "" {
-		s += " by " + b.Initiator
+	if by := buildInitiator(b); by != "" {
+		s += " by " + by
 	}
 	return s
 }

@@ -246,6 +246,12 @@ func (a *API) handleAgentLifecycle(w http.ResponseWriter, r *http.Request, c age
 	if err := a.store.SetAgentLifecycle(r.Context(), c.agent.ID, req.State); err != nil {
 		return fmt.Errorf("record agent lifecycle: %w", err)
 	}
+	// An agent that is off holds no connection open.
+	if req.State == client.LifecycleOff && c.agent.Connections != 0 {
+		if err := a.store.SetAgentStats(r.Context(), c.agent.ID, 0, c.agent.RxBytes, c.agent.TxBytes, time.Now()); err != nil {
+			return fmt.Errorf("record agent stats: %w", err)
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -307,11 +313,23 @@ func (a *API) handleAgentStats(w http.ResponseWriter, r *http.Request, c agentCa
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if req.Connections < 0 || req.RxBytes < 0 || req.TxBytes < 0 {
+	if req.Connections < 0 || req.RxBytes < 0 || req.TxBytes < 0 || req.Sessions < 0 || req.PortForwards < 0 {
 		return badRequest("stats must not be negative")
 	}
-	if err := a.store.SetAgentStats(r.Context(), c.agent.ID, req.Connections, req.RxBytes, req.TxBytes, time.Now()); err != nil {
+	// Connections shown are the SSH connections and the forwarded ones
+	// that reach the workspace straight over the tailnet.
+	open := req.Connections + req.PortForwards
+	now := time.Now()
+	ctx := r.Context()
+	if err := a.store.SetAgentStats(ctx, c.agent.ID, open, req.RxBytes, req.TxBytes, now); err != nil {
 		return fmt.Errorf("record agent stats: %w", err)
+	}
+	// The workspace is in use while a connection is open, and until the
+	// moment the last one closed: either pushes its autostop back.
+	if open > 0 || req.Sessions > 0 || c.agent.Connections > 0 {
+		if err := a.store.RecordWorkspaceActivity(ctx, c.workspace.ID, now); err != nil {
+			return fmt.Errorf("record workspace activity: %w", err)
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -130,6 +130,7 @@ func (a *API) routes() {
 	a.workspaceRoutes()
 	a.agentRoutes()
 	a.provisioningRoutes()
+	a.scheduleRoutes()
 }
 
 // Handler serves /api/v1/...; mount it at "/api/v1/" without stripping

@@ -31,7 +31,7 @@ const (
 
 func buildJSON(b store.Build) client.Build {
 	return client.Build{Workspace: b.WorkspaceName, Number: b.Number, Transition: b.Transition, Status: b.Status,
-		Reason: b.Reason, TemplateVersion: b.TemplateVersion, Initiator: b.InitiatorName,
+		Reason: b.Reason, TemplateVersion: b.TemplateVersion, Initiator: b.InitiatorName, InitiatedBy: b.InitiatedBy,
 		CreatedAt: b.CreatedAt, StartedAt: b.StartedAt, FinishedAt: b.FinishedAt}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -63,6 +64,8 @@ func (a *API) handleCreateWorkspace(w http.ResponseWriter, r *http.Request, c ca
 		return badRequest("say how to create the workspace: external (bring your own machine) or from a template")
 	case len(req.Variables) > 0:
 		return badRequest("variables apply only to workspaces from a template")
+	case req.Autostart != "" || req.TTLMs != nil:
+		return errExternalSchedule
 	}
 	created, err := a.createExternalWorkspace(r.Context(), c.user, req.Name)
 	if err != nil {
@@ -78,9 +81,18 @@ func (a *API) handleCreateWorkspace(w http.ResponseWriter, r *http.Request, c ca
 // appear when that build has succeeded.
 func (a *API) createTemplateWorkspace(w http.ResponseWriter, r *http.Request, c caller, req client.CreateWorkspaceRequest) error {
 	ctx := r.Context()
+	autostart, ttl, err := a.createSchedule(ctx, req)
+	if err != nil {
+		return err
+	}
 	ws, b, err := a.createFromTemplate(ctx, c.user, req)
 	if err != nil {
 		return err
+	}
+	if autostart != "" || ttl != 0 {
+		if err := a.store.SetWorkspaceSchedule(ctx, ws.ID, autostart, ttl, time.Now()); err != nil {
+			return fmt.Errorf("set schedule of workspace %q (created, its first build queued): %w", ws.Name, err)
+		}
 	}
 	view, err := a.newWorkspaceViews(c).view(ctx, ws)
 	if err != nil {

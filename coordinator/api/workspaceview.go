@@ -69,8 +69,10 @@ func (v *workspaceViews) view(ctx context.Context, ws store.Workspace) (client.W
 		return out, err
 	}
 	b, err := v.a.store.LatestBuild(ctx, ws.ID)
+	var latest *store.Build
 	switch {
 	case err == nil:
+		latest = &b
 		bj := buildJSON(b)
 		out.LatestBuild = &bj
 		if err := json.Unmarshal([]byte(b.Parameters), &out.Parameters); err != nil {
@@ -81,6 +83,9 @@ func (v *workspaceViews) view(ctx context.Context, ws store.Workspace) (client.W
 		}
 	case !errors.Is(err, store.ErrNotFound):
 		return out, fmt.Errorf("latest build: %w", err)
+	}
+	if out.Schedule, err = v.a.scheduleJSON(ctx, ws, latest); err != nil {
+		return out, err
 	}
 	items, err := v.a.store.ListWorkspaceMetadata(ctx, ws.ID)
 	if err != nil {

@@ -247,6 +247,11 @@ func (q *Queue) Enqueue(ctx context.Context, req Request) (store.Build, error) {
 	return b, nil
 }
 
+// Wake tells the queue that a build was queued directly in the store
+// (the scheduler does), so an idle worker takes it now rather than at its
+// next poll.
+func (q *Queue) Wake() { q.poke() }
+
 // poke wakes an idle worker, if any.
 func (q *Queue) poke() {
 	select {

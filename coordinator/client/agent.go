@@ -100,8 +100,15 @@ type AgentLogsRequest struct {
 // AgentStats are an agent's SSH counters since it started.
 type AgentStats struct {
 	Connections int64 `json:"connections"` // open SSH connections
-	RxBytes     int64 `json:"rx_bytes"`
-	TxBytes     int64 `json:"tx_bytes"`
+	// Sessions are the open SSH sessions (shells, commands, sftp);
+	// PortForwards the connections forwarded straight over the tailnet
+	// to the workspace's ports (port-forward, the daemon); forwards inside
+	// an SSH connection count in Connections. Any open connection keeps
+	// the workspace's autostop away.
+	Sessions     int64 `json:"sessions,omitempty"`
+	PortForwards int64 `json:"port_forwards,omitempty"`
+	RxBytes      int64 `json:"rx_bytes"`
+	TxBytes      int64 `json:"tx_bytes"`
 }
 
 // AgentManifest returns the calling agent's manifest (GET /agent/manifest).

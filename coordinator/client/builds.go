@@ -28,16 +28,19 @@ const (
 
 // Build is one terraform run of a workspace.
 type Build struct {
-	Workspace       string    `json:"workspace"`
-	Number          int       `json:"number"`
-	Transition      string    `json:"transition"`
-	Status          string    `json:"status"`
-	Reason          string    `json:"reason,omitempty"` // why it failed or who canceled it
-	TemplateVersion int       `json:"template_version"`
-	Initiator       string    `json:"initiator,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
-	StartedAt       time.Time `json:"started_at,omitzero"`
-	FinishedAt      time.Time `json:"finished_at,omitzero"`
+	Workspace       string `json:"workspace"`
+	Number          int    `json:"number"`
+	Transition      string `json:"transition"`
+	Status          string `json:"status"`
+	Reason          string `json:"reason,omitempty"` // why it failed or who canceled it
+	TemplateVersion int    `json:"template_version"`
+	Initiator       string `json:"initiator,omitempty"`
+	// InitiatedBy is set when the workspace's schedule queued the build:
+	// InitiatedByAutostart or InitiatedByAutostop (Initiator is empty).
+	InitiatedBy string    `json:"initiated_by,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	StartedAt   time.Time `json:"started_at,omitzero"`
+	FinishedAt  time.Time `json:"finished_at,omitzero"`
 }
 
 // Finished reports whether the build has ended.

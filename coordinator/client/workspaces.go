@@ -40,6 +40,9 @@ type Workspace struct {
 	// successful build, in the template's order.
 	Metadata []MetadataItem `json:"metadata,omitempty"`
 	Agents   []Agent        `json:"agents"`
+	// Schedule is the workspace's autostart and autostop (nil for an
+	// external workspace).
+	Schedule *WorkspaceSchedule `json:"schedule,omitempty"`
 	// Unreachable, when set, says why the caller (an admin looking at
 	// another user's workspace) cannot connect to its agents.
 	Unreachable string `json:"unreachable,omitempty"`
@@ -88,6 +91,10 @@ type CreateWorkspaceRequest struct {
 	// Parameters are values for the template's parameters (devmesh_parameter),
 	// taken literally; see provision/param for their form.
 	Parameters map[string]string `json:"parameters,omitempty"`
+	// Autostart is a cron spec for the new workspace (see
+	// WorkspaceSchedule); TTLMs its TTL, nil for the template's default.
+	Autostart string `json:"autostart,omitempty"`
+	TTLMs     *int64 `json:"ttl_ms,omitempty"`
 }
 
 // UpdateWorkspaceRequest rebuilds a workspace on its template's active

@@ -38,6 +38,9 @@ type Build struct {
 	Reason            string
 	InitiatorID       int64
 	InitiatorName     string
+	// InitiatedBy is what queued the build when no user did: "" (the
+	// user InitiatorID), InitiatedByAutostart or InitiatedByAutostop.
+	InitiatedBy string
 	// Parameters is the JSON object of the parameter values the build runs
 	// with; EnqueueBuild fills it from the previous build when empty.
 	Parameters string
@@ -56,7 +59,7 @@ func (b Build) Finished() bool {
 
 const buildCols = `b.id, b.workspace_id, w.name, b.number, b.transition, COALESCE(b.template_version_id, 0),
 	COALESCE(v.version, 0), b.status, b.reason, COALESCE(b.initiator_id, 0), COALESCE(u.username, ''),
-	b.created_at, b.started_at, b.finished_at, b.parameters`
+	b.created_at, b.started_at, b.finished_at, b.parameters, b.initiated_by`
 
 const buildFrom = ` FROM builds b JOIN workspaces w ON w.id = b.workspace_id
 	LEFT JOIN template_versions v ON v.id = b.template_version_id
@@ -66,7 +69,7 @@ func scanBuild(row rowScanner) (Build, error) {
 	var b Build
 	var c, s, f int64
 	err := row.Scan(&b.ID, &b.WorkspaceID, &b.WorkspaceName, &b.Number, &b.Transition, &b.TemplateVersionID,
-		&b.TemplateVersion, &b.Status, &b.Reason, &b.InitiatorID, &b.InitiatorName, &c, &s, &f, &b.Parameters)
+		&b.TemplateVersion, &b.Status, &b.Reason, &b.InitiatorID, &b.InitiatorName, &c, &s, &f, &b.Parameters, &b.InitiatedBy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Build{}, ErrNotFound
 	}
@@ -96,7 +99,23 @@ func (e *BuildInProgressError) Error() string {
 // delete may queue behind one).
 func (s *Store) EnqueueBuild(ctx context.Context, b Build) (Build, error) {
 	var id int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *sql.Tx) (err error) {
+		id, err = enqueueBuildTx(ctx, tx, b)
+		return err
+	})
+	if isUniqueViolation(err) {
+		return Build{}, &BuildInProgressError{} // builds_one_queued: a concurrent insert won
+	}
+	if err != nil {
+		return Build{}, err
+	}
+	return s.BuildByID(ctx, id)
+}
+
+// enqueueBuildTx is EnqueueBuild within tx; it returns the new build's ID.
+func enqueueBuildTx(ctx context.Context, tx *sql.Tx, b Build) (int64, error) {
+	var id int64
+	err := func() error {
 		var deleting int
 		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM builds WHERE workspace_id = ? AND transition = 'delete'
 			AND status IN (?, ?, ?)`, b.WorkspaceID, BuildPending, BuildRunning, BuildCanceling).Scan(&deleting)
@@ -138,17 +157,12 @@ func (s *Store) EnqueueBuild(ctx context.Context, b Build) (Build, error) {
 			}
 		}
 		return tx.QueryRowContext(ctx, `INSERT INTO builds
-			(workspace_id, number, transition, template_version_id, status, initiator_id, parameters, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			b.WorkspaceID, next, b.Transition, nullID(b.TemplateVersionID), BuildPending, nullID(b.InitiatorID), params, nowMillis()).Scan(&id)
-	})
-	if isUniqueViolation(err) {
-		return Build{}, &BuildInProgressError{} // builds_one_queued: a concurrent insert won
-	}
-	if err != nil {
-		return Build{}, err
-	}
-	return s.BuildByID(ctx, id)
+			(workspace_id, number, transition, template_version_id, status, initiator_id, parameters, created_at, initiated_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			b.WorkspaceID, next, b.Transition, nullID(b.TemplateVersionID), BuildPending, nullID(b.InitiatorID), params, nowMillis(),
+			b.InitiatedBy).Scan(&id)
+	}()
+	return id, err
 }
 
 // ClaimBuild marks the oldest pending build whose workspace has no active
