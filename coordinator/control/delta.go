@@ -62,6 +62,7 @@ type delta struct {
 	full    bool // send a complete map
 	self    bool // resend the node's own tailcfg.Node
 	filter  bool // resend the packet filter
+	dns     bool // resend the DNS configuration (its records changed)
 	changed map[tailcfg.NodeID]struct{}
 	removed map[tailcfg.NodeID]struct{}
 	patches map[tailcfg.NodeID]patchFields
@@ -100,6 +101,7 @@ func (d *delta) merge(o *delta) {
 	d.full = d.full || o.full
 	d.self = d.self || o.self
 	d.filter = d.filter || o.filter
+	d.dns = d.dns || o.dns
 	for id := range o.removed {
 		d.addRemoved(id)
 	}
@@ -112,5 +114,5 @@ func (d *delta) merge(o *delta) {
 }
 
 func (d *delta) empty() bool {
-	return !d.full && !d.self && !d.filter && len(d.changed) == 0 && len(d.removed) == 0 && len(d.patches) == 0
+	return !d.full && !d.self && !d.filter && !d.dns && len(d.changed) == 0 && len(d.removed) == 0 && len(d.patches) == 0
 }
