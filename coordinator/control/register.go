@@ -171,7 +171,9 @@ func (s *Server) createNode(ctx context.Context, mk key.MachinePublic, req *tail
 		if err != nil {
 			return nil, err
 		}
-		hostname = name
+		if name != "" {
+			hostname = name
+		}
 	}
 	sn.GivenName = s.uniqueGivenName(sn.UserID, hostname)
 	if sn.AgentID == 0 && s.cfg.NodeKeyExpiry > 0 {
@@ -201,9 +203,13 @@ func (s *Server) ensureUser(ctx context.Context, id int64) error {
 
 // agentName is the DNS label of an agent's node: the workspace's name for
 // its first agent (by name), so that it resolves as WS.OWNER.<domain>
-// and, for its owner, WS.<domain>; WS-AGENT for any other.
+// and, for its owner, WS.<domain>; WS-AGENT for any other. "" if the
+// agent is gone (its key outlived it): the reported hostname then stays.
 func (s *Server) agentName(ctx context.Context, agentID int64) (string, error) {
 	a, err := s.cfg.Store.AgentByID(ctx, agentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("load the node's agent: %w", err)
 	}
