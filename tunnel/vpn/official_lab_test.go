@@ -81,6 +81,8 @@ func iperf(t *testing.T, from, to *box, addr string) float64 {
 // daemons in VPN mode against two official tailscaled in TUN mode, on the
 // same namespaces and coordinator.
 func TestVPNOfficialClients(t *testing.T) {
+	t.Parallel()
+	netlab.Skip(t)
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		t.Fatal("the VPN throughput test needs iperf3 (apt-get install iperf3)")
 	}
