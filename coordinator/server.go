@@ -58,6 +58,10 @@ type Config struct {
 	NodeKeyExpiry   time.Duration
 	EphemeralAfter  time.Duration
 	OfflineDebounce time.Duration
+	// DNSDomain is the MagicDNS base domain served to every node
+	// (default "devmesh.internal"): agents resolve as WS.OWNER.<domain>,
+	// and as WS.<domain> for their owner.
+	DNSDomain string
 
 	// TerraformPath is the terraform (or OpenTofu) executable builds run.
 	// Default: terraform on PATH, else tofu. New fails if it is missing or
@@ -275,6 +279,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		NodeKeyExpiry:   cfg.NodeKeyExpiry,
 		EphemeralAfter:  cfg.EphemeralAfter,
 		OfflineDebounce: cfg.OfflineDebounce,
+		Domain:          cfg.DNSDomain,
 		CheckPassword:   s.checkPassword,
 		Metrics:         s.metrics.Control,
 	})

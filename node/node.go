@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tailscale/wireguard-go/tun"
 	"tailscale.com/client/local"
 	"tailscale.com/envknob"
 	"tailscale.com/ipn/ipnstate"
@@ -51,6 +52,10 @@ type Options struct {
 	// control connection then goes through a loopback forwarder (see
 	// controlProxy); without it tsnet trusts the system's roots only.
 	ControlTLS *tls.Config
+	// Tun, if set, is a TUN device the node sends and receives its
+	// packets through (VPN mode), instead of only its in-process
+	// network stack. The node owns it from Start on and closes it.
+	Tun tun.Device
 }
 
 // Node is a running tailnet node.
@@ -90,6 +95,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		Ephemeral:  opts.Ephemeral,
 		Port:       opts.Port,
 		Dir:        opts.Dir,
+		Tun:        opts.Tun,
 		Logf:       func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) },
 		UserLogf:   func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) },
 	}

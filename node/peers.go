@@ -115,3 +115,15 @@ func (n *Node) WaitReachable(ctx context.Context, ip netip.Addr) error {
 	}
 	return nil
 }
+
+// HostPrefixes returns the valid addresses among addrs as host prefixes
+// (/32, /128).
+func HostPrefixes(addrs ...netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if a.IsValid() {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}

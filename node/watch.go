@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
 
 	"tailscale.com/ipn"
 	"tailscale.com/ipn/ipnstate"
@@ -23,6 +24,8 @@ type Peer struct {
 	// (empty when relayed or idle).
 	Relay   string `json:"relay,omitempty"`
 	CurAddr string `json:"cur_addr,omitempty"`
+	// LastHandshake is the last WireGuard handshake (zero: none yet).
+	LastHandshake time.Time `json:"last_handshake,omitzero"`
 }
 
 // Peers returns the peers in st, sorted by name.
@@ -40,6 +43,8 @@ func Peers(st *ipnstate.Status) []Peer {
 			OS:       p.OS,
 			Relay:    p.Relay,
 			CurAddr:  p.CurAddr,
+
+			LastHandshake: p.LastHandshake,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].DNSName < out[j].DNSName })
@@ -94,5 +99,29 @@ func (n *Node) WatchPeers(ctx context.Context, fn func(*ipnstate.Status)) error 
 			return err
 		}
 		fn(st)
+	}
+}
+
+// DNSDomain returns the tailnet's DNS base domain from the netmap's DNS
+// configuration (its first search domain); "" when the coordinator sends
+// none.
+func (n *Node) DNSDomain(ctx context.Context) (string, error) {
+	w, err := n.lc.WatchIPNBus(ctx, ipn.NotifyInitialNetMap)
+	if err != nil {
+		return "", err
+	}
+	defer w.Close()
+	for {
+		msg, err := w.Next()
+		if err != nil {
+			return "", err
+		}
+		if msg.NetMap == nil {
+			continue
+		}
+		if len(msg.NetMap.DNS.Domains) == 0 {
+			return "", nil
+		}
+		return strings.TrimSuffix(msg.NetMap.DNS.Domains[0], "."), nil
 	}
 }

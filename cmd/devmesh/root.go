@@ -51,6 +51,7 @@ func newRootCmd() *cobra.Command {
 		newSpeedtestCmd(),
 		newNetcheckCmd(),
 		newDaemonCmd(),
+		newVPNCmd(),
 	)
 	addCompletion(root)
 	return root

@@ -29,6 +29,7 @@ type serverOptions struct {
 	tlsCert, tlsKey  string
 	tlsSelfSigned    bool
 	nodeKeyExpiry    time.Duration
+	dnsDomain        string
 	ephemeralTimeout time.Duration
 	adminsReachAll   bool
 	logLevel         string
@@ -73,6 +74,7 @@ func newServerCmd() *cobra.Command {
 	f.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "serve the API over HTTPS with the persisted self-signed certificate; clients pin its fingerprint at login (--access-url defaults to https://<listen>)")
 	f.DurationVar(&o.nodeKeyExpiry, "node-key-expiry", 180*24*time.Hour, "how long a device stays logged in (0: never expires)")
 	f.DurationVar(&o.ephemeralTimeout, "ephemeral-timeout", 30*time.Second, "how long an ephemeral node may stay disconnected before it is deleted")
+	f.StringVar(&o.dnsDomain, "dns-domain", control.DefaultDomain, "MagicDNS base domain: workspaces resolve as WS.USER.<domain>, and as WS.<domain> for their owner")
 	f.BoolVar(&o.adminsReachAll, "admins-reach-all", false, "let admins' devices reach every workspace agent")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text (key=value) or json (one object per line)")
@@ -105,6 +107,9 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 	if o.tlsSelfSigned && strings.HasPrefix(o.accessURL, "http://") {
 		return fmt.Errorf("--tls-self-signed serves HTTPS: give an https:// --access-url")
 	}
+	if err := control.ValidateDomain(o.dnsDomain); err != nil {
+		return fmt.Errorf("--dns-domain: %w", err)
+	}
 	log, err := newServerLogger(cmd.ErrOrStderr(), o.logFormat, level)
 	if err != nil {
 		return err
@@ -133,6 +138,7 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 		Policy:         control.Policy{AdminsReachAll: o.adminsReachAll},
 		NodeKeyExpiry:  o.nodeKeyExpiry,
 		EphemeralAfter: o.ephemeralTimeout,
+		DNSDomain:      o.dnsDomain,
 
 		TerraformPath:         o.terraformPath,
 		Provisioners:          o.provisioners,

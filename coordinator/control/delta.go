@@ -64,6 +64,7 @@ type delta struct {
 	// filter holds the sources whose packet-filter chunk (what that
 	// source may send to this node) must be resent or deleted.
 	filter  map[tailcfg.NodeID]struct{}
+	dns     bool // resend the DNS configuration (its records changed)
 	changed map[tailcfg.NodeID]struct{}
 	removed map[tailcfg.NodeID]struct{}
 	patches map[tailcfg.NodeID]patchFields
@@ -112,6 +113,7 @@ func (d *delta) merge(o *delta) {
 	for id := range o.filter {
 		d.addFilter(id)
 	}
+	d.dns = d.dns || o.dns
 	for id := range o.removed {
 		d.addRemoved(id)
 	}
@@ -124,5 +126,5 @@ func (d *delta) merge(o *delta) {
 }
 
 func (d *delta) empty() bool {
-	return !d.full && !d.self && len(d.filter) == 0 && len(d.changed) == 0 && len(d.removed) == 0 && len(d.patches) == 0
+	return !d.full && !d.self && !d.dns && len(d.filter) == 0 && len(d.changed) == 0 && len(d.removed) == 0 && len(d.patches) == 0
 }

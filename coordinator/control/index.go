@@ -156,10 +156,15 @@ func (ix *index) upsert(n *Node) deltas {
 	}
 	ix.insert(n)
 	newViewers := ix.viewers(n)
+	// renamed: n's short DNS record (name or addresses) differs from old's.
+	renamed := old != nil && (old.GivenName != n.GivenName || old.Owner != n.Owner || !slices.Equal(old.Addresses, n.Addresses))
 	for id, reach := range newViewers {
 		d := out.get(id)
 		d.addChanged(n.ID)
 		oldReach, seen := oldViewers[id]
+		if (ix.namesOwnAgent(id, n) || (seen && ix.namesOwnAgent(id, old))) && (!seen || renamed) {
+			d.dns = true
+		}
 		if reach != oldReach || (seen && reach && !slices.Equal(old.Addresses, n.Addresses)) {
 			d.addFilter(n.ID)
 		}
@@ -170,6 +175,7 @@ func (ix *index) upsert(n *Node) deltas {
 		}
 		d := out.get(id)
 		d.addRemoved(n.ID)
+		d.dns = d.dns || ix.namesOwnAgent(id, old)
 		if oldReach {
 			d.addFilter(n.ID)
 		}
@@ -192,10 +198,15 @@ func (ix *index) remove(id tailcfg.NodeID) deltas {
 		return out
 	}
 	viewers := ix.viewers(n)
+	dnsViewers := map[tailcfg.NodeID]bool{}
+	for vid := range viewers {
+		dnsViewers[vid] = ix.namesOwnAgent(vid, n)
+	}
 	ix.delete(n)
 	for vid, reach := range viewers {
 		d := out.get(vid)
 		d.addRemoved(id)
+		d.dns = d.dns || dnsViewers[vid]
 		if reach {
 			d.addFilter(id)
 		}
@@ -236,7 +247,7 @@ func (ix *index) fullMap(n *Node, env *mapEnv) *tailcfg.MapResponse {
 	resp := &tailcfg.MapResponse{
 		Node:            ix.tailNode(n, n, env),
 		DERPMap:         env.derpMap,
-		DNSConfig:       env.dnsConfig(),
+		DNSConfig:       ix.dnsConfig(n, env),
 		Domain:          env.domain,
 		CollectServices: "false",
 		PacketFilters:   ix.fullFilter(n),
@@ -265,6 +276,9 @@ func (ix *index) deltaMap(n *Node, d *delta, env *mapEnv) *tailcfg.MapResponse {
 	if d.self {
 		resp.Node = ix.tailNode(n, n, env)
 		users[n.Owner] = true
+	}
+	if d.dns {
+		resp.DNSConfig = ix.dnsConfig(n, env)
 	}
 	if len(d.filter) > 0 {
 		resp.PacketFilters = make(map[string][]tailcfg.FilterRule, len(d.filter))
@@ -303,7 +317,7 @@ func (ix *index) deltaMap(n *Node, d *delta, env *mapEnv) *tailcfg.MapResponse {
 	if len(users) > 0 {
 		resp.UserProfiles = ix.profiles(users)
 	}
-	if resp.Node == nil && resp.PacketFilters == nil && len(resp.PeersChanged) == 0 &&
+	if resp.Node == nil && resp.PacketFilters == nil && resp.DNSConfig == nil && len(resp.PeersChanged) == 0 &&
 		len(resp.PeersRemoved) == 0 && len(resp.PeersChangedPatch) == 0 {
 		return nil
 	}
@@ -386,8 +400,4 @@ type mapEnv struct {
 	derpMap *tailcfg.DERPMap
 	domain  string // base DNS domain, e.g. "devmesh.internal"
 	now     func() time.Time
-}
-
-func (e *mapEnv) dnsConfig() *tailcfg.DNSConfig {
-	return &tailcfg.DNSConfig{Domains: []string{e.domain}}
 }

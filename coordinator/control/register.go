@@ -171,6 +171,15 @@ func (s *Server) createNode(ctx context.Context, mk key.MachinePublic, req *tail
 	if err := s.ensureUser(ctx, sn.UserID); err != nil {
 		return nil, err
 	}
+	if sn.AgentID != 0 {
+		name, err := s.agentName(ctx, sn.AgentID)
+		if err != nil {
+			return nil, err
+		}
+		if name != "" {
+			hostname = name
+		}
+	}
 	sn.GivenName = s.uniqueGivenName(sn.UserID, hostname)
 	if sn.AgentID == 0 && s.cfg.NodeKeyExpiry > 0 {
 		sn.KeyExpiry = time.Now().Add(s.cfg.NodeKeyExpiry)
@@ -195,6 +204,32 @@ func (s *Server) ensureUser(ctx context.Context, id int64) error {
 	}
 	s.reg.SetUser(userFromStore(u))
 	return nil
+}
+
+// agentName is the DNS label of an agent's node: the workspace's name for
+// its first agent (by name), so that it resolves as WS.OWNER.<domain>
+// and, for its owner, WS.<domain>; WS-AGENT for any other. "" if the
+// agent is gone (its key outlived it): the reported hostname then stays.
+func (s *Server) agentName(ctx context.Context, agentID int64) (string, error) {
+	a, err := s.cfg.Store.AgentByID(ctx, agentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("load the node's agent: %w", err)
+	}
+	ws, err := s.cfg.Store.WorkspaceByID(ctx, a.WorkspaceID)
+	if err != nil {
+		return "", fmt.Errorf("load the agent's workspace: %w", err)
+	}
+	agents, err := s.cfg.Store.ListAgents(ctx, a.WorkspaceID)
+	if err != nil {
+		return "", fmt.Errorf("list the workspace's agents: %w", err)
+	}
+	if len(agents) == 0 || agents[0].ID == a.ID {
+		return ws.Name, nil
+	}
+	return ws.Name + "-" + a.Name, nil
 }
 
 // uniqueGivenName derives a DNS label from hostname, unique among the

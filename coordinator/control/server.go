@@ -96,7 +96,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Domain == "" {
-		cfg.Domain = "devmesh.internal"
+		cfg.Domain = DefaultDomain
+	}
+	if err := ValidateDomain(cfg.Domain); err != nil {
+		return nil, fmt.Errorf("control: DNS domain: %w", err)
 	}
 	if cfg.BatchDelay == 0 {
 		cfg.BatchDelay = 25 * time.Millisecond

@@ -26,6 +26,9 @@
 //	POST /v1/speedtest?ip=IP&direction=down|up&duration=D
 //	                                    runs the speedtest with the agent at IP from the daemon:
 //	                                    tunnel.SpeedResult
+//	POST /v1/vpn/up                     switch to VPN mode (TUN device, routes, DNS): VPNStatus;
+//	                                    403 vpn_failed without CAP_NET_ADMIN or off Linux
+//	POST /v1/vpn/down                   undo VPN mode, back to plain mode: VPNStatus
 //
 // D is a Go duration ("5s"). Unknown paths answer 404.
 package daemon
@@ -54,6 +57,7 @@ const (
 	CodeTimeout    = "timeout"     // the peer did not answer in time
 	CodeDialFailed = "dial_failed" // any other failure to connect
 	CodeInternal   = "internal"
+	CodeVPNFailed  = "vpn_failed" // VPN mode could not be switched; the message says why
 )
 
 // Status is the daemon's state, from /v1/status.
@@ -71,6 +75,8 @@ type Status struct {
 	// State is the node's backend state ("Running", "Starting", ...).
 	State string      `json:"state"`
 	Peers []node.Peer `json:"peers"`
+	// VPN is VPN mode's state (absent from daemons before VPN mode).
+	VPN *VPNStatus `json:"vpn,omitempty"`
 }
 
 // Event is one message of /v1/events.

@@ -248,3 +248,17 @@ func (s *streamConn) CloseWrite() error {
 	}
 	return errors.New("cannot half-close")
 }
+
+// VPNUp switches the daemon to VPN mode.
+func (c *Client) VPNUp(ctx context.Context) (VPNStatus, error) {
+	var st VPNStatus
+	err := c.do(ctx, http.MethodPost, "/v1/vpn/up", nil, &st)
+	return st, err
+}
+
+// VPNDown switches the daemon back to plain mode.
+func (c *Client) VPNDown(ctx context.Context) (VPNStatus, error) {
+	var st VPNStatus
+	err := c.do(ctx, http.MethodPost, "/v1/vpn/down", nil, &st)
+	return st, err
+}

@@ -15,10 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tailscale/wireguard-go/tun"
 	"tailscale.com/ipn/ipnstate"
 
 	"github.com/devmesh/devmesh/internal/buildinfo"
 	"github.com/devmesh/devmesh/node"
+	"github.com/devmesh/devmesh/tunnel/vpn"
 )
 
 // Options configures a Daemon.
@@ -45,6 +47,8 @@ type Options struct {
 	StartTimeout time.Duration
 	// Logger receives the daemon's logs; tailscale's go at debug level.
 	Logger *slog.Logger
+	// VPNInterface is VPN mode's TUN device (default vpn.DefaultInterface).
+	VPNInterface string
 }
 
 // Daemon is the background node and its local API. Create it with New,
@@ -56,8 +60,17 @@ type Daemon struct {
 	ready   chan struct{} // closed once the socket listens
 	started time.Time
 
-	node    *node.Node     // set by Run before the server starts
 	streams sync.WaitGroup // hijacked dial streams and event streams
+
+	// vpnMu serializes switches between plain and VPN mode (held while
+	// the node restarts, which nodeMu must not be).
+	vpnMu sync.Mutex
+
+	nodeMu   sync.RWMutex  // guards node, nodeSet, host and vpnState
+	node     *node.Node    // the running node; nil only during a switch
+	nodeSet  chan struct{} // closed while node is set
+	host     *vpn.Host     // VPN mode's host configuration; nil in plain mode
+	vpnState *vpn.State    // what VPN mode set up; nil in plain mode
 }
 
 // New validates opts. It starts nothing.
@@ -79,11 +92,14 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Hostname == "" {
 		opts.Hostname, _ = os.Hostname()
 	}
+	if opts.VPNInterface == "" {
+		opts.VPNInterface = vpn.DefaultInterface
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{opts: opts, log: log, peers: newPeerTable(), ready: make(chan struct{})}, nil
+	return &Daemon{opts: opts, log: log, peers: newPeerTable(), ready: make(chan struct{}), nodeSet: make(chan struct{})}, nil
 }
 
 // Ready is closed once the local API listens.
@@ -104,12 +120,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.clearSocket(); err != nil {
 		return err
 	}
-	n, err := d.startNode(ctx)
+	vpnWanted := d.cleanVPNLeftovers()
+	n, err := d.startNode(ctx, nil)
 	if err != nil {
 		return err
 	}
-	defer n.Close()
-	d.node = n
+	d.swap(n, nil, nil)
+	defer d.shutdownNode(vpnWanted)
 	d.started = time.Now()
 	ln, err := listenSocket(d.opts.SocketPath)
 	if err != nil {
@@ -131,6 +148,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Go(func() { served <- srv.Serve(ln) })
 	v4, v6 := n.Addrs()
 	d.log.Info("daemon running", "socket", d.opts.SocketPath, "ipv4", v4, "ipv6", v6, "user", d.opts.User)
+	if vpnWanted {
+		if _, err := d.vpnUp(ctx); err != nil {
+			d.log.Error("could not bring VPN mode back up; running without it (devmesh vpn up to retry)", "err", err)
+		}
+	}
 	close(d.ready)
 	select {
 	case <-ctx.Done():
@@ -151,7 +173,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 // watch follows the node's netmap until ctx ends.
 func (d *Daemon) watch(ctx context.Context) {
 	for ctx.Err() == nil {
-		err := d.node.WatchPeers(ctx, func(st *ipnstate.Status) {
+		n, err := d.nodeWait(ctx)
+		if err != nil {
+			return
+		}
+		err = n.WatchPeers(ctx, func(st *ipnstate.Status) {
 			d.peers.set(st)
 			d.log.Debug("netmap changed", "state", st.BackendState, "peers", len(st.Peer))
 		})
@@ -168,7 +194,7 @@ func (d *Daemon) watch(ctx context.Context) {
 
 // startNode brings the node up on the saved state, registering it with
 // a fresh auth key the first time.
-func (d *Daemon) startNode(ctx context.Context) (*node.Node, error) {
+func (d *Daemon) startNode(ctx context.Context, dev tun.Device) (*node.Node, error) {
 	dir := filepath.Join(d.opts.StateDir, "node")
 	var key string
 	registered := node.HasState(dir)
@@ -188,6 +214,7 @@ func (d *Daemon) startNode(ctx context.Context) (*node.Node, error) {
 		Dir:        dir,
 		Hostname:   d.opts.Hostname,
 		Logger:     d.log,
+		Tun:        dev,
 	})
 	if err == nil {
 		return n, nil
@@ -200,6 +227,49 @@ func (d *Daemon) startNode(ctx context.Context) (*node.Node, error) {
 		return nil, fmt.Errorf("the tailnet node did not come up within %v: %s", d.opts.StartTimeout, why)
 	}
 	return nil, err
+}
+
+// cleanVPNLeftovers undoes what a VPN mode that did not shut down left
+// behind, and reports whether VPN mode was on (to be brought back).
+func (d *Daemon) cleanVPNLeftovers() (wanted bool) {
+	st, ok, err := vpn.ReadState(d.vpnStateFile())
+	if err != nil {
+		d.log.Warn("unreadable VPN state file; removing it", "err", err)
+		os.Remove(d.vpnStateFile())
+		return false
+	}
+	if !ok {
+		return false
+	}
+	if st.Clean {
+		os.Remove(d.vpnStateFile())
+		return st.Up
+	}
+	if err := vpn.Cleanup(d.log, d.vpnStateFile()); err != nil {
+		d.log.Warn("could not clean up after the last VPN mode (devmesh vpn down retries)", "err", err)
+	}
+	return st.Up
+}
+
+// shutdownNode closes the node at the daemon's end. VPN mode is undone,
+// and remembered (a clean state file) so that the next start brings it
+// back.
+func (d *Daemon) shutdownNode(vpnWasWanted bool) {
+	d.vpnMu.Lock()
+	defer d.vpnMu.Unlock()
+	if st := d.vpnStatus(); st.Up {
+		if err := d.closeVPN(); err != nil {
+			d.log.Error("undoing VPN mode at exit", "err", err)
+			return
+		}
+		if err := vpn.WriteState(d.vpnStateFile(), vpn.State{Up: true, Interface: st.Interface, Clean: true}); err != nil {
+			d.log.Warn("could not remember VPN mode for the next start", "err", err)
+		}
+		return
+	}
+	if n := d.current(); n != nil {
+		n.Close()
+	}
 }
 
 // clearSocket makes way for the socket: a daemon answering on it means
@@ -248,8 +318,14 @@ func listenSocket(path string) (net.Listener, error) {
 // status builds /v1/status.
 func (d *Daemon) status() Status {
 	state, peers, _ := d.peers.snapshot()
-	v4, v6 := d.node.Addrs()
+	var v4, v6 netip.Addr
+	if n := d.current(); n != nil {
+		v4, v6 = n.Addrs()
+	} else {
+		state = "Switching"
+	}
 	st := Status{
+		VPN:        d.vpnStatus(),
 		APIVersion: APIVersion, Version: buildinfo.Version(), PID: os.Getpid(), Started: d.started,
 		ControlURL: d.opts.ControlURL, User: d.opts.User, Hostname: d.opts.Hostname,
 		State: state, Peers: peers,

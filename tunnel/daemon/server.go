@@ -60,6 +60,8 @@ func (d *Daemon) handler() http.Handler {
 	mux.HandleFunc("POST /v1/reachable", d.serveReachable)
 	mux.HandleFunc("GET /v1/netcheck", d.serveNetcheck)
 	mux.HandleFunc("POST /v1/speedtest", d.serveSpeedtest)
+	mux.HandleFunc("POST /v1/vpn/up", d.serveVPNUp)
+	mux.HandleFunc("POST /v1/vpn/down", d.serveVPNDown)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("%s %s is not part of the daemon's API v%d (is the daemon older than this CLI?)", r.Method, r.URL.Path, APIVersion))
 	})
@@ -153,7 +155,12 @@ func (d *Daemon) serveDial(w http.ResponseWriter, r *http.Request) {
 		dialError(w, err)
 		return
 	}
-	remote, err := d.node.Dial(ctx, network, netip.AddrPortFrom(ip, mustPort(port)).String())
+	n, err := d.nodeWait(ctx)
+	if err != nil {
+		dialError(w, err)
+		return
+	}
+	remote, err := n.Dial(ctx, network, netip.AddrPortFrom(ip, mustPort(port)).String())
 	if err != nil {
 		dialError(w, err)
 		return
@@ -223,7 +230,12 @@ func (d *Daemon) servePing(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	res, err := d.node.Ping(ctx, ip)
+	n, err := d.nodeWait(ctx)
+	if err != nil {
+		dialError(w, err)
+		return
+	}
+	res, err := n.Ping(ctx, ip)
 	if err != nil {
 		dialError(w, err)
 		return
@@ -237,7 +249,12 @@ func (d *Daemon) serveReachable(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
 		return
 	}
-	if err := d.node.WaitReachable(r.Context(), ip); err != nil {
+	n, err := d.nodeWait(r.Context())
+	if err != nil {
+		dialError(w, err)
+		return
+	}
+	if err := n.WaitReachable(r.Context(), ip); err != nil {
 		writeError(w, http.StatusGatewayTimeout, CodeTimeout, err.Error())
 		return
 	}
@@ -245,7 +262,12 @@ func (d *Daemon) serveReachable(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) serveNetcheck(w http.ResponseWriter, r *http.Request) {
-	dm, err := d.node.DERPMap(r.Context())
+	n, err := d.nodeWait(r.Context())
+	if err != nil {
+		dialError(w, err)
+		return
+	}
+	dm, err := n.DERPMap(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, CodeInternal, fmt.Sprintf("get the relay map: %v", err))
 		return
@@ -272,8 +294,13 @@ func (d *Daemon) serveSpeedtest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	conn, err := tunnel.Dial(ctx, d.node, "tcp", ip, tunnel.SpeedtestPort)
-	cancel()
+	defer cancel()
+	n, err := d.nodeWait(ctx)
+	if err != nil {
+		dialError(w, err)
+		return
+	}
+	conn, err := tunnel.Dial(ctx, n, "tcp", ip, tunnel.SpeedtestPort)
 	if err != nil {
 		dialError(w, err)
 		return
