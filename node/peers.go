@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"tailscale.com/net/tsaddr"
@@ -68,19 +69,10 @@ func (n *Node) WaitReachable(ctx context.Context, ip netip.Addr) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, primeBudget)
 	defer cancel()
-	var err error
-	for {
-		pctx, pcancel := context.WithTimeout(ctx, 250*time.Millisecond)
-		_, err = n.Ping(pctx, ip)
-		pcancel()
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	err := firstPong(ctx, pingSchedule, func(ctx context.Context) error {
+		_, err := n.Ping(ctx, ip)
+		return err
+	})
 	// Mark the peer even when it never answered: the dials that follow
 	// will tell, without paying this wait again.
 	n.primedMu.Lock()
@@ -93,4 +85,54 @@ func (n *Node) WaitReachable(ctx context.Context, ip netip.Addr) error {
 		return fmt.Errorf("peer %v did not answer disco pings: %w", ip, err)
 	}
 	return nil
+}
+
+// pingSchedule is when WaitReachable sends its disco pings, from the
+// start: often at first, since the peer usually learns of this node
+// within tens of milliseconds, then more sparsely.
+var pingSchedule = []time.Duration{0, 30, 60, 90, 120, 160, 200, 250, 300, 400, 500, 700, 900, 1200, 1600, 2000, 2500}
+
+// firstPong runs ping at each offset of schedule (in milliseconds) after
+// its start, each running until ctx ends, and returns as soon as one
+// succeeds (nil) or all have failed (the last error). Pings overlap:
+// one sent before the peer knew this node is dropped and never
+// answered, and waiting for it to time out before sending the next
+// would cost its whole timeout, however short the round trip, while
+// too short a timeout would never see a pong over a slow path.
+func firstPong(ctx context.Context, schedule []time.Duration, ping func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel() // ends the pings still waiting
+		wg.Wait()
+	}()
+	results := make(chan error, len(schedule))
+	start := time.Now()
+	sent, failed := 0, 0
+	var lastErr error
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if lastErr == nil {
+				lastErr = ctx.Err()
+			}
+			return lastErr
+		case err := <-results:
+			if err == nil {
+				return nil
+			}
+			lastErr, failed = err, failed+1
+			if failed == len(schedule) {
+				return lastErr
+			}
+		case <-timer.C:
+			wg.Go(func() { results <- ping(ctx) })
+			sent++
+			if sent < len(schedule) {
+				timer.Reset(schedule[sent]*time.Millisecond - time.Since(start))
+			}
+		}
+	}
 }
