@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -23,12 +24,23 @@ type options struct {
 	// docsAlways writes the docs page from a short run too (it says so).
 	docsAlways bool
 	nodes      []int // control-plane sizes
+	// only, if not empty, names the row groups to run (control, ssh,
+	// speed, provision); the docs page is then left alone.
+	only map[string]bool
 }
+
+// wants reports whether the row group runs.
+func (o options) wants(group string) bool { return len(o.only) == 0 || o.only[group] }
 
 func main() {
 	// A child started by controlRef: serve the reference control server.
 	if len(os.Args) > 1 && os.Args[1] == "refcontrol" {
 		serveRefControl()
+		return
+	}
+	// A child started by tsnetPair: serve the speedtest on a tsnet node.
+	if len(os.Args) > 2 && os.Args[1] == "tsnetpeer" {
+		serveTSNetPeer(os.Args[2])
 		return
 	}
 	o := options{}
@@ -37,7 +49,16 @@ func main() {
 	flag.StringVar(&o.docs, "docs", "docs/benchmarks.md", "the page to regenerate from a full run (empty: none)")
 	flag.BoolVar(&o.docsAlways, "docs-from-short", false, "regenerate the docs page even from a short run")
 	flag.BoolVar(&o.short, "short", os.Getenv("BENCH_SHORT") != "", "small sizes, for CI (also $BENCH_SHORT)")
+	only := flag.String("only", "", "comma-separated row groups to run: control, ssh, speed, provision (default all)")
 	flag.Parse()
+	for _, g := range strings.Split(*only, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			if o.only == nil {
+				o.only = map[string]bool{}
+			}
+			o.only[g] = true
+		}
+	}
 	if o.short {
 		o.nodes = []int{100}
 	} else {
@@ -54,20 +75,25 @@ func main() {
 func run(ctx context.Context, o options) error {
 	r := newReport(o.short)
 	for _, n := range o.nodes {
+		if !o.wants("control") {
+			break
+		}
 		if err := benchControl(ctx, o, r, n); err != nil {
 			// A benchmark that cannot run is reported, not fatal: the
 			// other rows still tell something.
 			r.fail(fmt.Sprintf("control plane N=%d", n), err)
 		}
 	}
-	if err := benchWorkspace(ctx, o, r); err != nil {
-		r.fail("workspace rows", err)
+	if o.wants("ssh") || o.wants("speed") {
+		if err := benchWorkspace(ctx, o, r); err != nil {
+			r.fail("workspace rows", err)
+		}
 	}
 	r.print(os.Stdout)
 	if err := r.writeJSON(o.out); err != nil {
 		return err
 	}
-	if (!o.short || o.docsAlways) && o.docs != "" {
+	if (!o.short || o.docsAlways) && o.docs != "" && len(o.only) == 0 {
 		return r.writeDocs(o.docs)
 	}
 	return nil
@@ -87,13 +113,17 @@ func benchWorkspace(ctx context.Context, o options, r *report) error {
 		return err
 	}
 	defer w.stop()
-	fmt.Fprintln(os.Stderr, "ssh: devmesh against OpenSSH")
-	if err := benchSSH(ctx, o, r, w, dir); err != nil {
-		r.fail("ssh rows", err)
+	if o.wants("ssh") {
+		fmt.Fprintln(os.Stderr, "ssh: devmesh against OpenSSH")
+		if err := benchSSH(ctx, o, r, w, dir); err != nil {
+			r.fail("ssh rows", err)
+		}
 	}
-	fmt.Fprintln(os.Stderr, "tunnel: speedtest against raw TCP")
-	if err := benchSpeed(ctx, o, r, w); err != nil {
-		r.fail("speedtest rows", err)
+	if o.wants("speed") {
+		fmt.Fprintln(os.Stderr, "tunnel: speedtest against raw TCP and a tsnet pair")
+		if err := benchSpeed(ctx, o, r, w); err != nil {
+			r.fail("speedtest rows", err)
+		}
 	}
 	return nil
 }
