@@ -50,6 +50,12 @@ func freePort() (string, error) {
 // startDevmesh starts `devmesh server` on a fresh data directory, creates
 // the first user and a reusable auth key for the load.
 func startDevmesh(ctx context.Context, bin, dir string) (*server, error) {
+	return startDevmeshWith(ctx, bin, dir, "--disable-stun", "--disable-provisioning")
+}
+
+// startDevmeshWith is startDevmesh with other flags than the two it
+// passes (the provisioning rows need terraform).
+func startDevmeshWith(ctx context.Context, bin, dir string, flags ...string) (*server, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -58,8 +64,8 @@ func startDevmesh(ctx context.Context, bin, dir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "server", "--data-dir", filepath.Join(dir, "data"), "--listen", addr,
-		"--disable-stun", "--disable-provisioning", "--log-level", "warn")
+	cmd := exec.Command(bin, append([]string{"server", "--data-dir", filepath.Join(dir, "data"), "--listen", addr,
+		"--log-level", "warn"}, flags...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

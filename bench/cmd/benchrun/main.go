@@ -84,6 +84,12 @@ func run(ctx context.Context, o options) error {
 			r.fail(fmt.Sprintf("control plane N=%d", n), err)
 		}
 	}
+	if o.wants("provision") {
+		fmt.Fprintln(os.Stderr, "provisioning: local template against bare terraform")
+		if err := benchProvision(ctx, o, r); err != nil {
+			r.fail("provisioning rows", err)
+		}
+	}
 	if o.wants("ssh") || o.wants("speed") {
 		if err := benchWorkspace(ctx, o, r); err != nil {
 			r.fail("workspace rows", err)
