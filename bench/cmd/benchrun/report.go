@@ -209,10 +209,11 @@ ratio, unit, N and machine. Benchmarks never fail on a number.
   (the machine's ceiling) and against two plain tsnet nodes on tailscale's
   test control server running the same protocol (the data plane's ceiling:
   devmesh's nodes are tsnet nodes).
-- **Provisioning**: a ` + "`local`" + ` template workspace from ` + "`devmesh create`" + ` to the
-  end of its start build (API, queue, terraform init and apply, reading
-  the state, storing it) against a bare ` + "`terraform init && terraform apply`" + `
-  of the same template with the same provider.
+- **Provisioning**: a ` + "`local`" + ` template workspace's start build, from
+  queued to finished (queue, terraform init and apply, reading the state,
+  storing it), against a bare ` + "`terraform init && terraform apply`" + ` of the
+  same template with the same provider. The note adds how long
+  ` + "`devmesh create`" + ` took until the agent was connected.
 
 ## Results
 `
