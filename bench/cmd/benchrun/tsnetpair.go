@@ -39,31 +39,31 @@ import (
 // coordinator, agent or CLI.
 
 // startTSNet starts an in-memory tsnet node against controlURL and waits
-// for its netmap (not for Running: the reference control server has no
-// DERP map, so Running comes only with a peer's handshake).
-func startTSNet(ctx context.Context, controlURL, hostname string) (*tsnet.Server, netip.Addr, error) {
+// for its netmap (as node.Start does). stop closes it and removes its
+// directory.
+func startTSNet(ctx context.Context, controlURL, hostname string) (s *tsnet.Server, ip netip.Addr, stop func(), err error) {
 	noTelemetry()
 	dir, err := os.MkdirTemp("", "devmesh-bench-tsnet-")
 	if err != nil {
-		return nil, netip.Addr{}, err
+		return nil, netip.Addr{}, nil, err
 	}
-	s := &tsnet.Server{ControlURL: controlURL, Hostname: hostname, Dir: dir, Store: new(mem.Store),
+	s = &tsnet.Server{ControlURL: controlURL, Hostname: hostname, Dir: dir, Store: new(mem.Store),
 		Ephemeral: true, Logf: func(string, ...any) {}, UserLogf: func(string, ...any) {}}
-	closeAll := func() { s.Close(); os.RemoveAll(dir) }
+	stop = func() { s.Close(); os.RemoveAll(dir) }
 	lc, err := s.LocalClient()
 	if err != nil {
-		closeAll()
-		return nil, netip.Addr{}, err
+		stop()
+		return nil, netip.Addr{}, nil, err
 	}
 	for {
 		st, err := lc.StatusWithoutPeers(ctx)
 		if err == nil && len(st.TailscaleIPs) > 0 {
-			return s, st.TailscaleIPs[0], nil
+			return s, st.TailscaleIPs[0], stop, nil
 		}
 		select {
 		case <-ctx.Done():
-			closeAll()
-			return nil, netip.Addr{}, fmt.Errorf("tsnet node %s did not get a netmap: %w", hostname, ctx.Err())
+			stop()
+			return nil, netip.Addr{}, nil, fmt.Errorf("tsnet node %s did not get a netmap: %w", hostname, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -81,17 +81,17 @@ var noTelemetry = sync.OnceFunc(func() {
 // serves until stdin closes.
 func serveTSNetPeer(controlURL string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	s, ip, err := startTSNet(ctx, controlURL, "tsnet-server")
+	s, ip, stop, err := startTSNet(ctx, controlURL, "tsnet-server")
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	defer s.Close()
+	defer stop()
 	ln, err := s.Listen("tcp", fmt.Sprintf(":%d", tunnel.SpeedtestPort))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return
 	}
 	go func() {
 		for {
@@ -223,11 +223,11 @@ func tsnetPair(ctx context.Context, d time.Duration) (down, up float64, err erro
 	}
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	client, _, err := startTSNet(sctx, ref.url, "tsnet-client")
+	client, _, stopClient, err := startTSNet(sctx, ref.url, "tsnet-client")
 	if err != nil {
 		return 0, 0, err
 	}
-	defer client.Close()
+	defer stopClient()
 	addr := netip.AddrPortFrom(peer, tunnel.SpeedtestPort).String()
 	var res [2]float64
 	for i, dir := range []byte{tunnel.Download, tunnel.Upload} {
