@@ -20,6 +20,7 @@ import (
 	"github.com/tailscale/wireguard-go/tun"
 	"tailscale.com/client/local"
 	"tailscale.com/envknob"
+	"tailscale.com/ipn"
 	"tailscale.com/ipn/ipnstate"
 	"tailscale.com/ipn/store/mem"
 	"tailscale.com/logtail"
@@ -76,8 +77,8 @@ var disableTelemetry = sync.OnceFunc(func() {
 	logtail.Disable()
 })
 
-// Start starts a node and waits until it is Running (it has an address
-// and a netmap from the coordinator) or ctx ends.
+// Start starts a node and waits until it has an address and its netmap
+// from the coordinator (see waitNetmap) or ctx ends.
 func Start(ctx context.Context, opts Options) (*Node, error) {
 	if opts.ControlURL == "" {
 		return nil, errors.New("node: ControlURL is required")
@@ -120,17 +121,53 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		n.proxy, ts.ControlURL = p, u
 	}
 	n.ts = ts
-	if _, err := ts.Up(ctx); err != nil {
-		n.Close()
-		return nil, fmt.Errorf("node did not come up: %w", err)
-	}
-	lc, err := ts.LocalClient()
+	lc, err := ts.LocalClient() // starts the node
 	if err != nil {
 		n.Close()
 		return nil, err
 	}
 	n.lc = lc
+	if err := waitNetmap(ctx, lc); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("node did not come up: %w", err)
+	}
 	return n, nil
+}
+
+// waitNetmap waits until the node has its netmap from the coordinator:
+// it has its addresses, knows its peers and has configured WireGuard, so
+// it can dial them and accept their connections.
+//
+// tsnet's Up waits for the Running state instead, which tailscale enters
+// only once a DERP connection or a peer is live, and the node connects
+// to its home DERP only after its first netcheck has picked it. Without
+// a STUN reply (STUN disabled on the coordinator, or UDP to it blocked)
+// that netcheck waits 3 s for one before falling back to HTTPS, which
+// made every cold `devmesh ssh` 3 s slower. Direct paths need neither:
+// peers' endpoints come in the netmap and disco pings go to them at once
+// (and through the peer's DERP region, connected on demand).
+func waitNetmap(ctx context.Context, lc *local.Client) error {
+	w, err := lc.WatchIPNBus(ctx, ipn.NotifyInitialState)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	for {
+		msg, err := w.Next()
+		if err != nil {
+			return err
+		}
+		if msg.ErrMessage != nil {
+			return fmt.Errorf("backend: %s", *msg.ErrMessage)
+		}
+		st, err := lc.StatusWithoutPeers(ctx)
+		if err != nil {
+			return err
+		}
+		if (st.BackendState == ipn.Starting.String() || st.BackendState == ipn.Running.String()) && len(st.TailscaleIPs) > 0 {
+			return nil
+		}
+	}
 }
 
 // Addrs returns the node's tailnet IPv4 and IPv6 addresses.

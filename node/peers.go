@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"tailscale.com/net/tsaddr"
@@ -72,21 +73,27 @@ func (n *Node) WaitReachable(ctx context.Context, ip netip.Addr) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, primeBudget)
 	defer cancel()
-	var err error
-	var res PingResult
-	for {
-		pctx, pcancel := context.WithTimeout(ctx, 250*time.Millisecond)
-		res, err = n.Ping(pctx, ip)
-		pcancel()
-		if err == nil || ctx.Err() != nil {
-			break
+	// The first pong's result (pings overlap; later ones are ignored).
+	var (
+		resMu sync.Mutex
+		res   PingResult
+		got   bool
+	)
+	err := firstPong(ctx, pingSchedule, func(ctx context.Context) error {
+		r, err := n.Ping(ctx, ip)
+		if err == nil {
+			resMu.Lock()
+			defer resMu.Unlock()
+			if !got {
+				res, got = r, true
+			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	if err == nil && res.Direct {
+		return err
+	})
+	resMu.Lock()
+	first := res
+	resMu.Unlock()
+	if err == nil && first.Direct {
 		// A pong over UDP means the peer knows this node, not that it
 		// can send to it: until its netmap has this node's home relay
 		// or endpoints, or its own disco ping back (sent when our ping
@@ -96,7 +103,7 @@ func (n *Node) WaitReachable(ctx context.Context, ip netip.Addr) error {
 		// ends about half a round trip after our pong: give it that,
 		// with room for a loaded machine. (Over DERP the peer answers
 		// through the relay our ping came by, so there is no wait.)
-		grace := min(2*res.Latency+reversePathSlack, primeBudget/10)
+		grace := min(2*first.Latency+reversePathSlack, primeBudget/10)
 		select {
 		case <-ctx.Done():
 		case <-time.After(grace):
@@ -126,4 +133,54 @@ func HostPrefixes(addrs ...netip.Addr) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// pingSchedule is when WaitReachable sends its disco pings, from the
+// start: often at first, since the peer usually learns of this node
+// within tens of milliseconds, then more sparsely.
+var pingSchedule = []time.Duration{0, 30, 60, 90, 120, 160, 200, 250, 300, 400, 500, 700, 900, 1200, 1600, 2000, 2500}
+
+// firstPong runs ping at each offset of schedule (in milliseconds) after
+// its start, each running until ctx ends, and returns as soon as one
+// succeeds (nil) or all have failed (the last error). Pings overlap:
+// one sent before the peer knew this node is dropped and never
+// answered, and waiting for it to time out before sending the next
+// would cost its whole timeout, however short the round trip, while
+// too short a timeout would never see a pong over a slow path.
+func firstPong(ctx context.Context, schedule []time.Duration, ping func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel() // ends the pings still waiting
+		wg.Wait()
+	}()
+	results := make(chan error, len(schedule))
+	start := time.Now()
+	sent, failed := 0, 0
+	var lastErr error
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if lastErr == nil {
+				lastErr = ctx.Err()
+			}
+			return lastErr
+		case err := <-results:
+			if err == nil {
+				return nil
+			}
+			lastErr, failed = err, failed+1
+			if failed == len(schedule) {
+				return lastErr
+			}
+		case <-timer.C:
+			wg.Go(func() { results <- ping(ctx) })
+			sent++
+			if sent < len(schedule) {
+				timer.Reset(schedule[sent]*time.Millisecond - time.Since(start))
+			}
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
+	tfjson "github.com/hashicorp/terraform-json"
 
 	"github.com/devmesh/devmesh/internal/certpin"
 	"github.com/devmesh/devmesh/provision/param"
@@ -206,14 +207,28 @@ func (r *Runner) readResult(ctx context.Context, w *workdir, sink *logSink, res 
 	if !w.initialized {
 		return nil // the state is the prior one, and terraform cannot show it
 	}
-	tf, _, err := r.terraform(w, r.env(w, nil), sink)
+	st, err := parseStateFile(data)
+	if errors.Is(err, errStateFormat) {
+		// A format we do not read: terraform knows it.
+		sink.logf(LevelDebug, fmt.Sprintf("reading the state with terraform show (%v)", err))
+		st, err = r.showState(ctx, w, sink, path)
+	}
 	if err != nil {
 		return err
 	}
-	st, err := tf.ShowStateFile(ctx, path)
-	if err != nil {
-		return fmt.Errorf("provision: terraform show: %w", err)
-	}
 	res.Agents, res.Metadata, res.Resources, err = readState(st)
 	return err
+}
+
+// showState reads the state file at path with `terraform show -json`.
+func (r *Runner) showState(ctx context.Context, w *workdir, sink *logSink, path string) (*tfjson.State, error) {
+	tf, _, err := r.terraform(w, r.env(w, nil), sink)
+	if err != nil {
+		return nil, err
+	}
+	st, err := tf.ShowStateFile(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("provision: terraform show: %w", err)
+	}
+	return st, nil
 }

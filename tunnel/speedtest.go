@@ -89,6 +89,10 @@ func RunSpeedtest(ctx context.Context, conn net.Conn, dir byte, d time.Duration,
 	var res SpeedResult
 	var err error
 	if dir == Download {
+		// Count what arrives within d: the agent stops writing at d, but
+		// what its TCP stack still holds (megabytes) would arrive after,
+		// stretching a slow test well past d.
+		conn.SetReadDeadline(start.Add(d))
 		res, err = download(conn, &counted)
 	} else {
 		res, err = upload(conn, &counted, start.Add(d))
@@ -106,7 +110,8 @@ func download(conn net.Conn, counted *atomic.Int64) (SpeedResult, error) {
 	for {
 		n, err := conn.Read(buf)
 		counted.Add(int64(n))
-		if errors.Is(err, io.EOF) {
+		var ne net.Error
+		if errors.Is(err, io.EOF) || (errors.As(err, &ne) && ne.Timeout()) {
 			return SpeedResult{Direction: "download", Bytes: counted.Load()}, nil
 		}
 		if err != nil {

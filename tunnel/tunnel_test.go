@@ -473,7 +473,13 @@ func (f *fixture) testSpeedtest(t *testing.T) {
 		for _, iv := range res.Intervals {
 			sum += iv.Bytes
 		}
-		if res.Bytes <= 0 || res.Mbps() <= 0 || ticks != 1 || len(res.Intervals) != 2 {
+		// One tick a second and a last partial interval if it lasted a
+		// tenth of a second. A test normally ends at its duration, but on
+		// a loaded machine it may run over: an upload ends once the agent
+		// has received all that the client wrote (its TCP buffer holds
+		// megabytes), and a starved process sees its deadline late.
+		wantTicks := ticks >= 1 && (len(res.Intervals) == ticks || len(res.Intervals) == ticks+1)
+		if res.Bytes <= 0 || res.Mbps() <= 0 || !wantTicks {
 			t.Fatalf("%s: %+v (%d ticks)", res.Direction, res, ticks)
 		}
 		if dir == tunnel.Download && sum != res.Bytes {

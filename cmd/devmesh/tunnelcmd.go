@@ -181,7 +181,9 @@ func daemonFor(ctx context.Context, creds cliconfig.Credentials, f tunnelFlags) 
 		why = fmt.Sprintf("it serves %s, you are logged in to %s", st.ControlURL, creds.URL)
 	case creds.Username != "" && st.User != creds.Username:
 		why = fmt.Sprintf("it is %s's node, you are logged in as %s", st.User, creds.Username)
-	case st.State != "Running":
+	case st.State != "Running" && st.State != "Starting":
+		// Starting: it has its netmap and can reach peers, but has not
+		// finished its first netcheck yet (see node.Start).
 		why = fmt.Sprintf("its node is %s, not Running", st.State)
 	}
 	if why != "" {

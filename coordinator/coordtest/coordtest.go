@@ -31,6 +31,13 @@ func WithEphemeralAfter(d time.Duration) Option {
 	return func(c *coordinator.Config) { c.EphemeralAfter = d }
 }
 
+// WithoutSTUN starts the coordinator without its STUN server, as
+// `devmesh server --disable-stun` does: nodes' netchecks then get no UDP
+// reply.
+func WithoutSTUN() Option {
+	return func(c *coordinator.Config) { c.STUNListen = "" }
+}
+
 // Start runs a coordinator in t's temp dir, closed at the end of the test.
 func Start(t testing.TB, opts ...Option) *Coordinator {
 	t.Helper()

@@ -53,7 +53,14 @@ func freePort() (string, error) {
 
 // startDevmesh starts `devmesh server` on a fresh data directory, creates
 // the first user and a reusable auth key for the load.
+// withMetrics also serves /metrics and pprof on a metrics listener.
 func startDevmesh(ctx context.Context, bin, dir string, withMetrics bool) (*server, error) {
+	return startDevmeshWith(ctx, bin, dir, withMetrics, "--disable-stun", "--disable-provisioning")
+}
+
+// startDevmeshWith is startDevmesh with other flags than the two it
+// passes (the provisioning rows need terraform).
+func startDevmeshWith(ctx context.Context, bin, dir string, withMetrics bool, flags ...string) (*server, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -71,8 +78,8 @@ func startDevmesh(ctx context.Context, bin, dir string, withMetrics bool) (*serv
 		return nil, err
 	}
 	args := append([]string{"server", "--data-dir", filepath.Join(dir, "data"), "--listen", addr,
-		"--disable-stun", "--disable-provisioning", "--log-level", "warn"}, extra...)
-	cmd := exec.Command(bin, args...)
+		"--log-level", "warn"}, flags...)
+	cmd := exec.Command(bin, append(args, extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -28,14 +28,26 @@ type options struct {
 	// profile is a directory for CPU and heap profiles of the
 	// coordinator under the control-plane loads ("" for none).
 	profile string
-	// rows picks what runs: all, control or workspace.
+	// rows picks what runs: all, control or workspace (a shorthand for
+	// only=ssh,speed,provision).
 	rows string
+	// only, if not empty, names the row groups to run (control, ssh,
+	// speed, provision); the docs page is then left alone.
+	only map[string]bool
 }
+
+// wants reports whether the row group runs.
+func (o options) wants(group string) bool { return len(o.only) == 0 || o.only[group] }
 
 func main() {
 	// A child started by controlRef: serve the reference control server.
 	if len(os.Args) > 1 && os.Args[1] == "refcontrol" {
 		serveRefControl()
+		return
+	}
+	// A child started by tsnetPair: serve the speedtest on a tsnet node.
+	if len(os.Args) > 2 && os.Args[1] == "tsnetpeer" {
+		serveTSNetPeer(os.Args[2])
 		return
 	}
 	o := options{}
@@ -47,7 +59,16 @@ func main() {
 	flag.StringVar(&o.profile, "profile", os.Getenv("BENCH_PROFILE"), "save CPU and heap profiles of the coordinator under the control-plane loads in this directory (also $BENCH_PROFILE)")
 	flag.StringVar(&o.rows, "rows", "all", "what to measure: all, control (the control plane) or workspace (ssh, tunnel, provisioning)")
 	nodes := flag.String("nodes", "", "control-plane sizes, comma-separated (default 200,1000,5000; 100 when short)")
+	only := flag.String("only", "", "comma-separated row groups to run: control, ssh, speed, provision (default all)")
 	flag.Parse()
+	for _, g := range strings.Split(*only, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			if o.only == nil {
+				o.only = map[string]bool{}
+			}
+			o.only[g] = true
+		}
+	}
 	if o.short {
 		o.nodes = []int{100}
 	} else {
@@ -64,7 +85,13 @@ func main() {
 			o.nodes = append(o.nodes, n)
 		}
 	}
-	if o.rows != "all" && o.rows != "control" && o.rows != "workspace" {
+	switch o.rows {
+	case "all":
+	case "control":
+		o.only = map[string]bool{"control": true}
+	case "workspace":
+		o.only = map[string]bool{"ssh": true, "speed": true, "provision": true}
+	default:
 		fmt.Fprintln(os.Stderr, "bench: -rows: want all, control or workspace")
 		os.Exit(2)
 	}
@@ -79,7 +106,7 @@ func main() {
 func run(ctx context.Context, o options) error {
 	r := newReport(o.short)
 	for _, n := range o.nodes {
-		if o.rows == "workspace" {
+		if !o.wants("control") {
 			break
 		}
 		if err := benchControl(ctx, o, r, n); err != nil {
@@ -88,7 +115,13 @@ func run(ctx context.Context, o options) error {
 			r.fail(fmt.Sprintf("control plane N=%d", n), err)
 		}
 	}
-	if o.rows != "control" {
+	if o.wants("provision") {
+		fmt.Fprintln(os.Stderr, "provisioning: local template against bare terraform")
+		if err := benchProvision(ctx, o, r); err != nil {
+			r.fail("provisioning rows", err)
+		}
+	}
+	if o.wants("ssh") || o.wants("speed") {
 		if err := benchWorkspace(ctx, o, r); err != nil {
 			r.fail("workspace rows", err)
 		}
@@ -97,7 +130,7 @@ func run(ctx context.Context, o options) error {
 	if err := r.writeJSON(o.out); err != nil {
 		return err
 	}
-	if (!o.short || o.docsAlways) && o.docs != "" {
+	if (!o.short || o.docsAlways) && o.docs != "" && len(o.only) == 0 {
 		return r.writeDocs(o.docs)
 	}
 	return nil
@@ -117,13 +150,17 @@ func benchWorkspace(ctx context.Context, o options, r *report) error {
 		return err
 	}
 	defer w.stop()
-	fmt.Fprintln(os.Stderr, "ssh: devmesh against OpenSSH")
-	if err := benchSSH(ctx, o, r, w, dir); err != nil {
-		r.fail("ssh rows", err)
+	if o.wants("ssh") {
+		fmt.Fprintln(os.Stderr, "ssh: devmesh against OpenSSH")
+		if err := benchSSH(ctx, o, r, w, dir); err != nil {
+			r.fail("ssh rows", err)
+		}
 	}
-	fmt.Fprintln(os.Stderr, "tunnel: speedtest against raw TCP")
-	if err := benchSpeed(ctx, o, r, w); err != nil {
-		r.fail("speedtest rows", err)
+	if o.wants("speed") {
+		fmt.Fprintln(os.Stderr, "tunnel: speedtest against raw TCP and a tsnet pair")
+		if err := benchSpeed(ctx, o, r, w); err != nil {
+			r.fail("speedtest rows", err)
+		}
 	}
 	return nil
 }

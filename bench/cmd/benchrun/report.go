@@ -200,6 +200,22 @@ ratio, unit, N and machine. Benchmarks never fail on a number.
   baseline is tailscale's own test control server
   (` + "`tstest/integration/testcontrol`" + `) under the same load, up to N=1,000
   (it sends every node a full map on every change).
+- **SSH** (a coordinator without STUN and a local external workspace's
+  agent): ` + "`devmesh ssh WS -- true`" + ` cold (each call a fresh in-process
+  node), and 256 MiB (32 with BENCH_SHORT) each way through
+  ` + "`devmesh ssh WS -- cat`" + ` and through OpenSSH with the config-ssh
+  ProxyCommand, against OpenSSH's sshd on loopback with the same client,
+  user and shell (a heavy rc file weighs on both alike). Bulk times include
+  connecting.
+- **Speedtest**: ` + "`devmesh speedtest`" + ` both ways against raw loopback TCP
+  (the machine's ceiling) and against two plain tsnet nodes on tailscale's
+  test control server running the same protocol (the data plane's ceiling:
+  devmesh's nodes are tsnet nodes).
+- **Provisioning**: a ` + "`local`" + ` template workspace's start build, from
+  queued to finished (queue, terraform init and apply, reading the state,
+  storing it), against a bare ` + "`terraform init && terraform apply`" + ` of the
+  same template with the same provider. The note adds how long
+  ` + "`devmesh create`" + ` took until the agent was connected.
 
 ## Results
 `

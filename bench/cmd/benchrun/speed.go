@@ -45,7 +45,8 @@ func rawTCP(d time.Duration) (float64, error) {
 	return float64(n) * 8 / 1e6 / time.Since(t0).Seconds(), nil
 }
 
-// benchSpeed runs devmesh speedtest both ways against raw loopback TCP.
+// benchSpeed runs devmesh speedtest both ways against raw loopback TCP
+// and against a pair of plain tsnet nodes (tsnetPair), all in this run.
 func benchSpeed(ctx context.Context, o options, r *report, w *workspace) error {
 	d := 5 * time.Second
 	if o.short {
@@ -54,6 +55,12 @@ func benchSpeed(ctx context.Context, o options, r *report, w *workspace) error {
 	raw, err := rawTCP(d)
 	if err != nil {
 		return err
+	}
+	pair := map[string]float64{}
+	if down, up, err := tsnetPair(ctx, d); err != nil {
+		r.fail("speedtest: tsnet pair baseline", err)
+	} else {
+		pair["down"], pair["up"] = down, up
 	}
 	for _, dir := range []string{"down", "up"} {
 		out, err := w.cli(ctx, "", "speedtest", "box", "--direction", dir, "-t", d.String(), "-o", "json")
@@ -69,6 +76,11 @@ func benchSpeed(ctx context.Context, o options, r *report, w *workspace) error {
 		}
 		r.add(figure{Name: "tunnel: speedtest " + dir, Value: rep.Mbps, Baseline: raw, Against: "raw loopback TCP, same run",
 			Unit: "Mbit/s", Better: "higher", Note: "path " + rep.Path + "; goal >= 0.3x raw"})
+		if b, ok := pair[dir]; ok {
+			r.add(figure{Name: "tunnel: speedtest " + dir + " vs tsnet", Value: rep.Mbps, Baseline: b,
+				Against: "two plain tsnet nodes on tailscale testcontrol, same protocol, same run",
+				Unit:    "Mbit/s", Better: "higher", Note: "goal >= 1.0x"})
+		}
 	}
 	return nil
 }
