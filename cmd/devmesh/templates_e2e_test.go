@@ -363,19 +363,45 @@ func phases(b client.Build, logs []client.BuildLog) string {
 }
 
 // TestLocalTemplateFlow is issue 4's test 1 with the quickstart's local
-// template: the agent is a process on this host.
+// template: the agent is a process on this host. Issue 8: ~ is the
+// workspace's home (for SSH sessions and the startup script), and stop and
+// delete end every process the workspace started, the startup script's
+// background job and a nohup'd process an SSH session left included.
 func TestLocalTemplateFlow(t *testing.T) {
 	root := t.TempDir()
 	wsDir := func(ws store.Workspace) string { return filepath.Join(root, ws.UUID) }
+	var leftovers []int // processes the workspace started, gone after stop
 	runTemplateFlow(t, templateFlow{
 		template: "local",
-		vars:     map[string]string{"workspaces_dir": root},
-		sshCheck: "pwd",
+		vars: map[string]string{"workspaces_dir": root,
+			"startup_script": `sleep 1000 >/dev/null 2>&1 & echo $! >"$HOME/startup.pid"`},
+		sshCheck: "cd; pwd",
 		sshWant:  root,
 		started: func(t *testing.T, ws store.Workspace) {
 			if pid := pidFile(t, filepath.Join(wsDir(ws), "agent.pid")); pid == 0 || !tfprovidertest.ProcessAlive(pid) {
 				t.Fatalf("no agent process running for the workspace (pid %d)", pid)
 			}
+			home := filepath.Join(wsDir(ws), "home")
+			if out, stderr, err := runCLI(t, "", "ssh", "dev", "--", "cd; pwd; echo ~"); err != nil || out != home+"\n"+home+"\n" {
+				t.Errorf("cd; pwd; echo ~ over ssh: %q (%v, %s), want the workspace's home %s twice", out, err, stderr, home)
+			}
+			out, stderr, err := runCLI(t, "", "ssh", "dev", "--", "nohup sleep 1001 >/dev/null 2>&1 & echo $!")
+			pid, perr := strconv.Atoi(strings.TrimSpace(out))
+			if err != nil || perr != nil || !tfprovidertest.ProcessAlive(pid) {
+				t.Fatalf("a session's background process: %q (%v, %s)", out, err, stderr)
+			}
+			leftovers = append(leftovers[:0], pid)
+			startup := filepath.Join(home, "startup.pid") // written by the startup script, in its HOME
+			deadline := time.Now().Add(30 * time.Second)
+			for pidFile(t, startup) == 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if pid := pidFile(t, startup); pid == 0 || !tfprovidertest.ProcessAlive(pid) {
+				t.Fatalf("the startup script's background job (pid %d) is not running", pid)
+			} else {
+				leftovers = append(leftovers, pid)
+			}
+			os.Remove(startup)
 		},
 		stopped: func(t *testing.T, ws store.Workspace) {
 			if _, err := os.Stat(filepath.Join(wsDir(ws), "agent.pid")); !os.IsNotExist(err) {
@@ -384,13 +410,30 @@ func TestLocalTemplateFlow(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(wsDir(ws), "home")); err != nil {
 				t.Errorf("the workspace's home after stop: %v", err)
 			}
+			for _, pid := range leftovers {
+				if tfprovidertest.ProcessAlive(pid) {
+					t.Errorf("process %d the workspace started still runs after stop", pid)
+				}
+			}
 		},
 		deleted: func(t *testing.T, ws store.Workspace) {
 			if _, err := os.Stat(wsDir(ws)); !os.IsNotExist(err) {
 				t.Errorf("workspace directory after delete: %v", err)
 			}
+			for _, pid := range leftovers {
+				if tfprovidertest.ProcessAlive(pid) {
+					t.Errorf("process %d the workspace started still runs after delete", pid)
+				}
+			}
 		},
-		cleanup: func(ws store.Workspace) { killLocalAgent(wsDir(ws)) },
+		cleanup: func(ws store.Workspace) {
+			killLocalAgent(wsDir(ws))
+			for _, pid := range leftovers {
+				if p, err := os.FindProcess(pid); err == nil {
+					p.Kill()
+				}
+			}
+		},
 	})
 }
 
