@@ -43,6 +43,7 @@ workspace owner's devices get through.
 	o.tunnelFlags.add(cmd, true)
 	cmd.Flags().StringArrayVar(&o.tcp, "tcp", nil, "forward TCP: [ADDR:]LOCAL:REMOTE (repeatable)")
 	cmd.Flags().StringArrayVar(&o.udp, "udp", nil, "forward UDP: [ADDR:]LOCAL:REMOTE (repeatable)")
+	cmd.RegisterFlagCompletionFunc("tcp", completeForwardPorts)
 	return cmd
 }
 

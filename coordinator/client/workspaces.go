@@ -70,6 +70,11 @@ type Agent struct {
 	OS        string    `json:"os,omitempty"`
 	Arch      string    `json:"arch,omitempty"`
 	Dir       string    `json:"dir,omitempty"`
+	// ListeningPorts are the TCP ports listening in the workspace, as the
+	// connected agent last reported them; PortsUnsupported says why there
+	// are none to report (the agent's OS).
+	ListeningPorts   []ListeningPort `json:"listening_ports,omitempty"`
+	PortsUnsupported string          `json:"ports_unsupported,omitempty"`
 	// SSHHostKey is the agent's SSH host public key in authorized_keys
 	// format, published by the agent; clients verify against it.
 	SSHHostKey  string `json:"ssh_host_key,omitempty"`
