@@ -388,6 +388,35 @@ func TestE2EOpenSSH(t *testing.T) {
 			t.Fatalf("ssh devmesh.newer: %v, %q", err, out)
 		}
 	})
+
+	// Issue 8: a workspace devmesh replaced never makes OpenSSH cry
+	// "REMOTE HOST IDENTIFICATION HAS CHANGED".
+	t.Run("ReplacedWorkspace", func(t *testing.T) {
+		dir, err := cliconfig.Dir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kh := filepath.Join(dir, tunnel.KnownHostsName)
+		// Deleted elsewhere (the API, another device) and created again
+		// with a new agent and host key: the new agent's key replaces
+		// the old one's when ssh connects.
+		if _, err := w.alice.DeleteWorkspace(t.Context(), "newer"); err != nil {
+			t.Fatal(err)
+		}
+		w.createWorkspace("newer", true)
+		var stderr bytes.Buffer
+		cmd := sshCmd("ssh", "devmesh.newer", "echo", "recreated")
+		cmd.Stderr = &stderr
+		if out, err := cmd.Output(); err != nil || string(out) != "recreated\n" || strings.Contains(stderr.String(), "IDENTIFICATION HAS CHANGED") {
+			t.Fatalf("ssh devmesh.newer after it was re-created: %v, %q, stderr %s", err, out, stderr.String())
+		}
+		// Deleted with the CLI: its entries go at once.
+		mustRun(t, "", "delete", "newer", "--yes")
+		data, _ := os.ReadFile(kh)
+		if keys := tunnel.ParseKnownHosts(data); keys["devmesh.newer"] != nil || keys["devmesh.newer.main"] != nil || keys["devmesh.dev"] == nil {
+			t.Errorf("known_hosts after devmesh delete newer:\n%s", data)
+		}
+	})
 }
 
 // TestE2EConfigSSHFile checks the file handling of config-ssh: dry run,

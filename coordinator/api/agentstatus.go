@@ -44,6 +44,7 @@ func (a *API) workspaceJSON(ws store.Workspace, owner string, agents []store.Age
 func agentJSON(ag store.Agent, nodes []*control.Node) client.Agent {
 	out := client.Agent{
 		ID:          ag.ID,
+		UUID:        ag.UUID,
 		Name:        ag.Name,
 		Lifecycle:   ag.Lifecycle,
 		Addresses:   []string{},

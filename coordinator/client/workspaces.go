@@ -58,7 +58,10 @@ type MetadataItem struct {
 
 // Agent is a workspace agent: how to reach it and how it is doing.
 type Agent struct {
-	ID        int64  `json:"id"`
+	ID int64 `json:"id"`
+	// UUID changes with each agent a build creates (a start after a
+	// stop, a rebuild), unlike the workspace's.
+	UUID      string `json:"uuid,omitempty"`
 	Name      string `json:"name"`
 	Status    string `json:"status"`    // AgentConnecting, AgentConnected, AgentDisconnected
 	Lifecycle string `json:"lifecycle"` // created, starting, ready, start_error, shutting_down, off
