@@ -78,6 +78,9 @@ type Agent struct {
 	// are none to report (the agent's OS).
 	ListeningPorts   []ListeningPort `json:"listening_ports,omitempty"`
 	PortsUnsupported string          `json:"ports_unsupported,omitempty"`
+	// HasStartupScript says whether the agent runs a startup script (the
+	// only source of its log).
+	HasStartupScript bool `json:"has_startup_script,omitempty"`
 	// SSHHostKey is the agent's SSH host public key in authorized_keys
 	// format, published by the agent; clients verify against it.
 	SSHHostKey  string `json:"ssh_host_key,omitempty"`
