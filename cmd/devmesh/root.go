@@ -50,6 +50,7 @@ func newRootCmd() *cobra.Command {
 		newSpeedtestCmd(),
 		newNetcheckCmd(),
 		newDaemonCmd(),
+		newOpenCmd(),
 	)
 	addCompletion(root)
 	return root

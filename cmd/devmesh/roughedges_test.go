@@ -143,3 +143,36 @@ func TestCLINoAgentMessages(t *testing.T) {
 		t.Errorf("logs of an agent without a startup script: %q / %q", stdout, stderr)
 	}
 }
+
+// TestCLIOpenVSCode: open vscode prints the Remote - SSH link with
+// --print, and without a desktop; DIR is needed when the agent has no
+// directory, and relative to it otherwise.
+func TestCLIOpenVSCode(t *testing.T) {
+	cliEnv(t)
+	t.Setenv("HOME", t.TempDir()) // no ~/.ssh/config: config-ssh has not run
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
+	srv := apitest.New(t)
+	t.Setenv(cliconfig.EnvURL, srv.URL)
+	t.Setenv(cliconfig.EnvToken, srv.Bootstrap(t, "alice", cliAdminPW))
+	mustRun(t, "", "create", "dev", "--external")
+
+	stdout, stderr := mustRun(t, "", "open", "vscode", "dev", "/home/alice/my src", "--print")
+	if stdout != "vscode://vscode-remote/ssh-remote+devmesh.dev/home/alice/my%20src\n" || !strings.Contains(stderr, "run devmesh config-ssh first") {
+		t.Errorf("open vscode --print: %q / %q", stdout, stderr)
+	}
+	stdout, stderr = mustRun(t, "", "open", "vscode", "dev.main", "/srv")
+	if stdout != "vscode://vscode-remote/ssh-remote+devmesh.dev.main/srv\n" || !strings.Contains(stderr, "No desktop to open it on here") {
+		t.Errorf("open vscode without a desktop: %q / %q", stdout, stderr)
+	}
+	for args, want := range map[string]string{
+		"dev":            "has no directory of its own: give DIR",
+		"dev src":        "want an absolute path",
+		"dev.other /srv": `workspace dev has no agent "other"`,
+		"nosuchthing /x": "nosuchthing",
+	} {
+		if _, _, err := runCLI(t, "", append([]string{"open", "vscode"}, strings.Fields(args)...)...); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("open vscode %s: %v, want %q", args, err, want)
+		}
+	}
+}
