@@ -500,7 +500,7 @@ func checkListeningPort(t *testing.T, file string) {
 	if port == 0 {
 		t.Fatal("the startup script's listener did not start")
 	}
-	want := fmt.Sprintf(`^  Listening ports:\s+.*\b%d \S+ \(127\.0\.0\.1\)`, port)
+	want := fmt.Sprintf(`^  Ports:\s+.*\b%d \S+ \(127\.0\.0\.1\)`, port)
 	var out string
 	for out, _ = mustRun(t, "", "show", "dev"); !regexpLine(out, want) && time.Now().Before(deadline); out, _ = mustRun(t, "", "show", "dev") {
 		time.Sleep(200 * time.Millisecond)

@@ -161,7 +161,7 @@ func writeWorkspace(w io.Writer, ws client.Workspace, now time.Time) error {
 			fmt.Fprintf(tw, "  Host key:\t%s\n", a.SSHHostKey)
 		}
 		if a.Status == client.AgentConnected {
-			fmt.Fprintf(tw, "  Listening ports:\t%s\n", portsLine(a))
+			fmt.Fprintf(tw, "  Ports:\t%s\n", portsLine(a))
 		}
 	}
 	return tw.Flush()
