@@ -209,6 +209,7 @@ func (a *Agent) serve(ctx context.Context, m client.AgentManifest, n *node.Node,
 	wg.Go(func() { a.publishInfo(ctx, signer) })
 	wg.Go(func() { a.runStartup(ctx, m, logs) })
 	wg.Go(func() { a.reportStats(ctx, srv) })
+	wg.Go(func() { a.reportPorts(ctx, scopeOf(m)) })
 	<-ctx.Done()
 	a.log.Info("agent stopping", "cause", context.Cause(ctx))
 	srv.Close()

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/devmesh/devmesh/agent/udprelay"
@@ -28,6 +29,10 @@ type ForwardOptions struct {
 	UDPIdleTimeout time.Duration
 	// DialTimeout bounds each dial (default 30s).
 	DialTimeout time.Duration
+	// Errors gets one line for each TCP connection that could not be
+	// forwarded (nothing listens on the port in the workspace, say);
+	// nil: none. Writes to it are serialized.
+	Errors io.Writer
 }
 
 // Forwarder serves port forwards. Create it with ListenForwards (which
@@ -49,6 +54,8 @@ type Forwarder struct {
 	mu     sync.Mutex
 	open   map[io.Closer]struct{} // guarded by mu: listeners, connections, UDP sessions
 	closed bool                   // guarded by mu
+
+	errMu sync.Mutex // serializes writes to opts.Errors
 }
 
 // ListenForwards validates the specs and binds every local listener. On
@@ -75,6 +82,9 @@ func ListenForwards(opts ForwardOptions) (*Forwarder, error) {
 		addr, err := f.listen(s)
 		if err != nil {
 			f.Close()
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, &PortInUseError{Spec: s, Free: freePort(s), Err: err}
+			}
 			return nil, fmt.Errorf("listen on %s %s: %w", s.Network, s.Listen, err)
 		}
 		f.addrs = append(f.addrs, addr)
@@ -235,6 +245,7 @@ func (f *Forwarder) bridgeTCP(local net.Conn, remote string) {
 	rc, err := f.dial("tcp", remote)
 	if err != nil {
 		f.log.Warn("port-forward: dial", "from", local.RemoteAddr(), "to", remote, "err", err)
+		f.reportDialError(local.RemoteAddr(), remote, err)
 		return
 	}
 	if !f.track(rc) {

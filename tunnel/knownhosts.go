@@ -19,11 +19,17 @@ import (
 // configuration directory.
 const KnownHostsName = "known_hosts"
 
-// HostKey is one known_hosts entry: an OpenSSH host name and its key.
+// HostKey is one known_hosts entry: an OpenSSH host name and its key,
+// and the agent that published it (its UUID, kept in the entry's comment
+// as "devmesh-agent=UUID"; empty for entries of older devmesh versions).
 type HostKey struct {
 	Alias string
 	Key   ssh.PublicKey
+	Agent string
 }
+
+// agentComment prefixes the agent UUID in an entry's comment.
+const agentComment = "devmesh-agent="
 
 // WorkspaceHosts lists the OpenSSH host names of workspaces
 // (devmesh.WS.AGENT for every agent, and devmesh.WS for a workspace with
@@ -44,7 +50,7 @@ func WorkspaceHosts(workspaces []client.Workspace) (aliases []string, keys []Hos
 				continue // not usable; the agent will publish again
 			}
 			for _, n := range names {
-				keys = append(keys, HostKey{Alias: n, Key: k})
+				keys = append(keys, HostKey{Alias: n, Key: k, Agent: a.UUID})
 			}
 		}
 	}
@@ -66,15 +72,29 @@ func FormatKnownHosts(keys []HostKey) string {
 }
 
 func knownHostsLine(k HostKey) string {
-	return k.Alias + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.Key))) + "\n"
+	line := k.Alias + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.Key)))
+	if k.Agent != "" && !strings.ContainsAny(k.Agent, " \t\r\n") {
+		line += " " + agentComment + k.Agent
+	}
+	return line + "\n"
 }
 
 // ParseKnownHosts returns the entries of a known_hosts file by host name;
 // lines it cannot read are skipped.
 func ParseKnownHosts(data []byte) map[string]ssh.PublicKey {
 	out := map[string]ssh.PublicKey{}
+	for alias, k := range parseKnownHostEntries(data) {
+		out[alias] = k.Key
+	}
+	return out
+}
+
+// parseKnownHostEntries returns the entries of a known_hosts file by host
+// name, with the agent each names; lines it cannot read are skipped.
+func parseKnownHostEntries(data []byte) map[string]HostKey {
+	out := map[string]HostKey{}
 	for len(data) > 0 {
-		_, hosts, key, _, rest, err := ssh.ParseKnownHosts(data)
+		marker, hosts, key, comment, rest, err := ssh.ParseKnownHosts(data)
 		if err != nil {
 			// Skip the offending line and go on.
 			i := bytes.IndexByte(data, '\n')
@@ -84,8 +104,16 @@ func ParseKnownHosts(data []byte) map[string]ssh.PublicKey {
 			data = data[i+1:]
 			continue
 		}
+		if marker != "" { // @revoked, @cert-authority: not a host's key
+			data = rest
+			continue
+		}
+		agent, _ := strings.CutPrefix(comment, agentComment)
+		if agent == comment {
+			agent = ""
+		}
 		for _, h := range hosts {
-			out[h] = key
+			out[h] = HostKey{Alias: h, Key: key, Agent: agent}
 		}
 		data = rest
 	}
@@ -109,15 +137,24 @@ const (
 	KnownHostPresent
 	// KnownHostAdded: the alias had no entry; this key was added.
 	KnownHostAdded
-	// KnownHostDiffers: the file has another key for the alias. It is
-	// left alone: replacing a key takes an explicit `devmesh config-ssh`.
+	// KnownHostDiffers: the file has another key for the alias, of the
+	// same agent (or of an agent it cannot tell). It is left alone:
+	// replacing a key takes an explicit `devmesh config-ssh`.
 	KnownHostDiffers
+	// KnownHostReplaced: the file had another key for the alias, of
+	// another agent: the workspace was rebuilt, or deleted and created
+	// again. The new agent's key replaced it.
+	KnownHostReplaced
 )
 
-// EnsureKnownHost adds alias's key to the managed file at path when the
+// EnsureKnownHost keeps alias's entry in the managed file at path current
+// with key, published by the agent with UUID agent: it adds it when the
 // file has no entry for alias, so that a workspace created after the last
-// config-ssh works at once. It never replaces a different key.
-func EnsureKnownHost(path, alias string, key ssh.PublicKey) (KnownHostResult, error) {
+// config-ssh works at once, and replaces an entry another agent published
+// (a workspace devmesh rebuilt or replaced), so that OpenSSH does not take
+// it for an impostor. It never replaces a different key of the same
+// agent, or of an agent it cannot tell.
+func EnsureKnownHost(path, alias string, key ssh.PublicKey, agent string) (KnownHostResult, error) {
 	unlock, err := lockFile(path + ".lock")
 	if err != nil {
 		return 0, err
@@ -130,20 +167,79 @@ func EnsureKnownHost(path, alias string, key ssh.PublicKey) (KnownHostResult, er
 	if err != nil {
 		return 0, err
 	}
-	if have, ok := ParseKnownHosts(data)[alias]; ok {
-		if bytes.Equal(have.Marshal(), key.Marshal()) {
+	entry := HostKey{Alias: alias, Key: key, Agent: agent}
+	if have, ok := parseKnownHostEntries(data)[alias]; ok {
+		switch {
+		case bytes.Equal(have.Key.Marshal(), key.Marshal()):
 			return KnownHostPresent, nil
+		case have.Agent == "" || agent == "" || have.Agent == agent:
+			return KnownHostDiffers, nil
 		}
-		return KnownHostDiffers, nil
+		data = removeHosts(data, func(h string) bool { return h == alias })
+		data = append(data, knownHostsLine(entry)...)
+		if err := writeFileAtomic(path, data, 0o600); err != nil {
+			return 0, err
+		}
+		return KnownHostReplaced, nil
 	}
 	if len(data) > 0 && data[len(data)-1] != '\n' {
 		data = append(data, '\n')
 	}
-	data = append(data, knownHostsLine(HostKey{Alias: alias, Key: key})...)
+	data = append(data, knownHostsLine(entry)...)
 	if err := writeFileAtomic(path, data, 0o600); err != nil {
 		return 0, err
 	}
 	return KnownHostAdded, nil
+}
+
+// ForgetWorkspace removes the entries of workspace ws (devmesh.WS and
+// devmesh.WS.AGENT) from the managed file at path, once devmesh has
+// deleted the workspace: a new workspace of that name will have new host
+// keys. It returns how many entries went; no file is no error.
+func ForgetWorkspace(path string, ws string) (int, error) {
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	alias := Target{Workspace: ws}.Alias()
+	n := 0
+	kept := removeHosts(data, func(h string) bool {
+		if h == alias || strings.HasPrefix(h, alias+".") {
+			n++
+			return true
+		}
+		return false
+	})
+	if n == 0 {
+		return 0, nil
+	}
+	return n, writeFileAtomic(path, kept, 0o600)
+}
+
+// removeHosts returns the lines of a known_hosts file without those whose
+// only host name drop reports true for (devmesh writes one name a line);
+// every other line is kept as it is. The result ends in a newline.
+func removeHosts(data []byte, drop func(host string) bool) []byte {
+	var out []byte
+	for line := range bytes.Lines(data) {
+		fields := strings.Fields(string(line))
+		if len(fields) >= 2 && !strings.HasPrefix(fields[0], "#") && !strings.Contains(fields[0], ",") && drop(fields[0]) {
+			continue
+		}
+		out = append(out, line...)
+		if out[len(out)-1] != '\n' {
+			out = append(out, '\n')
+		}
+	}
+	return out
 }
 
 // writeFileAtomic writes data to a temporary file beside path and renames

@@ -196,7 +196,7 @@ func pickAgent(ws client.Workspace, t Target) (client.Agent, error) {
 	case len(ws.Agents) == 1:
 		return ws.Agents[0], nil
 	case len(ws.Agents) == 0:
-		return client.Agent{}, fmt.Errorf("workspace %s has no agents (is it stopped?)", ws.Name)
+		return client.Agent{}, NoAgents(ws)
 	}
 	return client.Agent{}, fmt.Errorf("workspace %s has several agents (%s): name one as %s.AGENT",
 		ws.Name, strings.Join(names, ", "), ws.Name)

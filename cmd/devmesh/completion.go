@@ -1,9 +1,13 @@
 package main
 
 import (
+	"cmp"
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/devmesh/devmesh/tunnel"
 )
 
 // completeWorkspaces completes the first argument with the caller's
@@ -80,4 +84,41 @@ func firstArg(f cobra.CompletionFunc) cobra.CompletionFunc {
 		}
 		return f(cmd, args, toComplete)
 	}
+}
+
+// completeForwardPorts completes --tcp of port-forward with the ports
+// listening in the workspace named by the first argument, as
+// "PORT:PORT" with the process as description.
+func completeForwardPorts(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if len(args) == 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	target, err := tunnel.ParseTarget(args[0])
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	c, _, err := newAPIClient()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ws, err := c.Workspace(cmd.Context(), target.Workspace)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []string
+	seen := map[int]bool{}
+	for _, a := range ws.Agents {
+		if target.Agent != "" && a.Name != target.Agent {
+			continue
+		}
+		for _, p := range a.ListeningPorts {
+			v := fmt.Sprintf("%d:%d", p.Port, p.Port)
+			if seen[p.Port] || !strings.HasPrefix(v, toComplete) {
+				continue
+			}
+			seen[p.Port] = true
+			out = append(out, v+"\t"+cmp.Or(p.Process, "listening")+" on "+p.Address)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/devmesh/devmesh/coordinator/client"
+	"github.com/devmesh/devmesh/tunnel"
 )
 
 // logsPollInterval is how often `devmesh logs -f` asks for new lines.
@@ -55,14 +56,13 @@ the build has ended.`,
 			name, err := pickAgent(ws, agentName)
 			if err != nil {
 				if len(ws.Agents) == 0 && ws.LatestBuild != nil {
-					return fmt.Errorf("workspace %s has no agents now (%s); its build logs: devmesh logs %s --build %d",
-						ws.Name, workspaceState(ws), ws.Name, ws.LatestBuild.Number)
+					return fmt.Errorf("%w; its build logs: devmesh logs %s --build %d", tunnel.NoAgents(ws), args[0], ws.LatestBuild.Number)
 				}
 				return err
 			}
 			n, err := printAgentLogs(ctx, cmd.OutOrStdout(), c, args[0], name, follow)
 			if err == nil && n == 0 && !follow {
-				fmt.Fprintf(cmd.ErrOrStderr(), "Agent %s has logged nothing: its template sets no startup_script, or the script has printed nothing yet. The build log: devmesh logs %s --build latest\n", name, args[0])
+				fmt.Fprintln(cmd.ErrOrStderr(), emptyLogNote(ws, name, args[0]))
 			}
 			return err
 		},
@@ -190,4 +190,20 @@ func printAgentLogs(ctx context.Context, w io.Writer, c *client.Client, ws, agen
 		case <-time.After(logsPollInterval):
 		}
 	}
+}
+
+// emptyLogNote says why agent name of ws has no log: it runs no startup
+// script (the only source of an agent's log), or the script has printed
+// nothing yet.
+func emptyLogNote(ws client.Workspace, name, arg string) string {
+	for _, a := range ws.Agents {
+		if a.Name != name || a.HasStartupScript {
+			continue
+		}
+		if ws.Template == "" {
+			return fmt.Sprintf("Agent %s has no log: the agent of an external workspace runs no startup script.", name)
+		}
+		return fmt.Sprintf("Agent %s has no log: template %s gives it no startup_script. The build log: devmesh logs %s --build latest", name, ws.Template, arg)
+	}
+	return fmt.Sprintf("Agent %s's startup script has printed nothing yet. The build log: devmesh logs %s --build latest", name, arg)
 }

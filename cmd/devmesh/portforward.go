@@ -36,13 +36,17 @@ address, each datagram framed, sent by the agent from its own socket to
 127.0.0.1:REMOTE; a client quiet for 60s loses its flow. Only the
 workspace owner's devices get through.
 
-  devmesh port-forward dev --tcp 8080:80 --tcp 5432:5432 --udp 5353:53`,
+A connection to a port nothing listens on in the workspace is reported
+on stderr; a local port in use is an error naming a free one.
+
+  devmesh port-forward dev --tcp 8080:80 --tcp 15432:5432 --udp 5353:53`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runPortForward(cmd, args[0], o) },
 	}
 	o.tunnelFlags.add(cmd, true)
 	cmd.Flags().StringArrayVar(&o.tcp, "tcp", nil, "forward TCP: [ADDR:]LOCAL:REMOTE (repeatable)")
 	cmd.Flags().StringArrayVar(&o.udp, "udp", nil, "forward UDP: [ADDR:]LOCAL:REMOTE (repeatable)")
+	cmd.RegisterFlagCompletionFunc("tcp", completeForwardPorts)
 	return cmd
 }
 
@@ -77,7 +81,7 @@ func runPortForward(cmd *cobra.Command, targetArg string, o portForwardOptions) 
 		return err
 	}
 	// Bind first: a busy port fails before anything else happens.
-	fw, err := tunnel.ListenForwards(tunnel.ForwardOptions{Specs: specs, Logger: o.logger(cmd.ErrOrStderr())})
+	fw, err := tunnel.ListenForwards(tunnel.ForwardOptions{Specs: specs, Logger: o.logger(cmd.ErrOrStderr()), Errors: cmd.ErrOrStderr()})
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,7 @@ func newRootCmd() *cobra.Command {
 		newNetcheckCmd(),
 		newDaemonCmd(),
 		newVPNCmd(),
+		newOpenCmd(),
 	)
 	addCompletion(root)
 	return root

@@ -35,7 +35,7 @@ func TestCLILogsEmpty(t *testing.T) {
 	t.Setenv(cliconfig.EnvToken, srv.Bootstrap(t, "alice", cliAdminPW))
 	mustRun(t, "", "create", "dev", "--external")
 	stdout, stderr := mustRun(t, "", "logs", "dev")
-	if stdout != "" || !strings.Contains(stderr, "Agent main has logged nothing: its template sets no startup_script") {
+	if stdout != "" || !strings.Contains(stderr, "Agent main has no log: the agent of an external workspace runs no startup script") {
 		t.Errorf("logs of a silent agent: %q / %q", stdout, stderr)
 	}
 }
@@ -108,5 +108,71 @@ func TestCLICompletion(t *testing.T) {
 	}
 	if stdout, _ = mustRun(t, "", "__complete", "create", "x", "--template", ""); !strings.HasSuffix(strings.TrimSpace(stdout), ":4") {
 		t.Errorf("complete --template: %q", stdout)
+	}
+}
+
+// TestCLINoAgentMessages: a workspace started from a template without an
+// agent and a stopped one get different messages from ssh (and logs),
+// each saying what to do; logs of an agent without a startup script says
+// it has none.
+func TestCLINoAgentMessages(t *testing.T) {
+	cliEnv(t)
+	srv := provisioningServer(t)
+	mustRun(t, cliAdminPW+"\n", "login", srv.URL, "--username", "root", "--password-stdin")
+	mustRun(t, "", "templates", "push", "noagent", "-d", writeTemplate(t, cliTemplateHeader+"\nresource \"terraform_data\" \"x\" {}\n"))
+	mustRun(t, "", "create", "dev", "--template", "noagent")
+	_, stderr, err := runCLI(t, "", "ssh", "dev", "--", "true")
+	if err == nil || !strings.Contains(stderr, "workspace dev is started, but its template (noagent) declares no agent") {
+		t.Errorf("ssh to a started workspace without agents: %v, %s", err, stderr)
+	}
+	_, _, err = runCLI(t, "", "logs", "dev")
+	if err == nil || !strings.Contains(err.Error(), "declares no agent") || !strings.Contains(err.Error(), "devmesh logs dev --build 1") {
+		t.Errorf("logs of a started workspace without agents: %v", err)
+	}
+	mustRun(t, "", "stop", "dev")
+	_, stderr, err = runCLI(t, "", "ssh", "dev", "--", "true")
+	if err == nil || !strings.Contains(stderr, "workspace dev is stopped: start it with devmesh start dev") {
+		t.Errorf("ssh to a stopped workspace: %v, %s", err, stderr)
+	}
+
+	// An agent without a startup script has no log, and logs says so.
+	mustRun(t, "", "templates", "push", "agent", "-d", writeTemplate(t, cliTemplateHeader+"\nresource \"devmesh_agent\" \"main\" {}\n"))
+	mustRun(t, "", "create", "quiet", "--template", "agent", "--agent-timeout", "0")
+	stdout, stderr := mustRun(t, "", "logs", "quiet")
+	if stdout != "" || !strings.Contains(stderr, "Agent main has no log: template agent gives it no startup_script") {
+		t.Errorf("logs of an agent without a startup script: %q / %q", stdout, stderr)
+	}
+}
+
+// TestCLIOpenVSCode: open vscode prints the Remote - SSH link with
+// --print, and without a desktop; DIR is needed when the agent has no
+// directory, and relative to it otherwise.
+func TestCLIOpenVSCode(t *testing.T) {
+	cliEnv(t)
+	t.Setenv("HOME", t.TempDir()) // no ~/.ssh/config: config-ssh has not run
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
+	srv := apitest.New(t)
+	t.Setenv(cliconfig.EnvURL, srv.URL)
+	t.Setenv(cliconfig.EnvToken, srv.Bootstrap(t, "alice", cliAdminPW))
+	mustRun(t, "", "create", "dev", "--external")
+
+	stdout, stderr := mustRun(t, "", "open", "vscode", "dev", "/home/alice/my src", "--print")
+	if stdout != "vscode://vscode-remote/ssh-remote+devmesh.dev/home/alice/my%20src\n" || !strings.Contains(stderr, "run devmesh config-ssh first") {
+		t.Errorf("open vscode --print: %q / %q", stdout, stderr)
+	}
+	stdout, stderr = mustRun(t, "", "open", "vscode", "dev.main", "/srv")
+	if stdout != "vscode://vscode-remote/ssh-remote+devmesh.dev.main/srv\n" || !strings.Contains(stderr, "No desktop to open it on here") {
+		t.Errorf("open vscode without a desktop: %q / %q", stdout, stderr)
+	}
+	for args, want := range map[string]string{
+		"dev":            "has no directory of its own: give DIR",
+		"dev src":        "want an absolute path",
+		"dev.other /srv": `workspace dev has no agent "other"`,
+		"nosuchthing /x": "nosuchthing",
+	} {
+		if _, _, err := runCLI(t, "", append([]string{"open", "vscode"}, strings.Fields(args)...)...); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("open vscode %s: %v, want %q", args, err, want)
+		}
 	}
 }

@@ -269,9 +269,11 @@ func runSSHStdio(cmd *cobra.Command, alias string, o sshOptions) error {
 }
 
 // checkKnownHost keeps the managed known_hosts file (if config-ssh wrote
-// one) current: a workspace created since gets its published key added.
-// A different key already there is never replaced here; the user is told
-// to run config-ssh, and OpenSSH refuses the connection meanwhile.
+// one) current: a workspace created since gets its published key added,
+// and a workspace rebuilt or re-created (a new agent) gets its new key in
+// place of the old, so that OpenSSH does not cry impostor. A different key
+// of the same agent is never replaced here; the user is told to run
+// config-ssh, and OpenSSH refuses the connection meanwhile.
 func checkKnownHost(stderr io.Writer, alias string, ep tunnel.Endpoint) {
 	dir, err := cliconfig.Dir()
 	if err != nil {
@@ -282,13 +284,30 @@ func checkKnownHost(stderr io.Writer, alias string, ep tunnel.Endpoint) {
 		name = ep.Target.Alias()
 	}
 	path := filepath.Join(dir, tunnel.KnownHostsName)
-	res, err := tunnel.EnsureKnownHost(path, name, ep.HostKey)
+	res, err := tunnel.EnsureKnownHost(path, name, ep.HostKey, ep.Agent.UUID)
 	switch {
 	case err != nil:
 		fmt.Fprintf(stderr, "devmesh: could not update %s: %v\n", path, err)
+	case res == tunnel.KnownHostReplaced:
+		fmt.Fprintf(stderr, "devmesh: %s has a new agent (the workspace was rebuilt or re-created); its host key %s replaced the old one in %s.\n",
+			name, ssh.FingerprintSHA256(ep.HostKey), path)
 	case res == tunnel.KnownHostDiffers:
 		fmt.Fprintf(stderr, "devmesh: %s lists another host key for %s than the coordinator now publishes (%s).\n"+
 			"devmesh: If the workspace was rebuilt, run `devmesh config-ssh` to update it.\n",
 			path, name, ssh.FingerprintSHA256(ep.HostKey))
+	}
+}
+
+// forgetHostKeys drops a deleted workspace's entries from the managed
+// known_hosts file (if config-ssh wrote one): a workspace created later
+// under the same name has new host keys.
+func forgetHostKeys(stderr io.Writer, ws string) {
+	dir, err := cliconfig.Dir()
+	if err != nil {
+		return
+	}
+	path := filepath.Join(dir, tunnel.KnownHostsName)
+	if _, err := tunnel.ForgetWorkspace(path, ws); err != nil {
+		fmt.Fprintf(stderr, "devmesh: could not remove %s's host keys from %s: %v\n", ws, path, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -388,6 +389,35 @@ func TestE2EOpenSSH(t *testing.T) {
 			t.Fatalf("ssh devmesh.newer: %v, %q", err, out)
 		}
 	})
+
+	// Issue 8: a workspace devmesh replaced never makes OpenSSH cry
+	// "REMOTE HOST IDENTIFICATION HAS CHANGED".
+	t.Run("ReplacedWorkspace", func(t *testing.T) {
+		dir, err := cliconfig.Dir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kh := filepath.Join(dir, tunnel.KnownHostsName)
+		// Deleted elsewhere (the API, another device) and created again
+		// with a new agent and host key: the new agent's key replaces
+		// the old one's when ssh connects.
+		if _, err := w.alice.DeleteWorkspace(t.Context(), "newer"); err != nil {
+			t.Fatal(err)
+		}
+		w.createWorkspace("newer", true)
+		var stderr bytes.Buffer
+		cmd := sshCmd("ssh", "devmesh.newer", "echo", "recreated")
+		cmd.Stderr = &stderr
+		if out, err := cmd.Output(); err != nil || string(out) != "recreated\n" || strings.Contains(stderr.String(), "IDENTIFICATION HAS CHANGED") {
+			t.Fatalf("ssh devmesh.newer after it was re-created: %v, %q, stderr %s", err, out, stderr.String())
+		}
+		// Deleted with the CLI: its entries go at once.
+		mustRun(t, "", "delete", "newer", "--yes")
+		data, _ := os.ReadFile(kh)
+		if keys := tunnel.ParseKnownHosts(data); keys["devmesh.newer"] != nil || keys["devmesh.newer.main"] != nil || keys["devmesh.dev"] == nil {
+			t.Errorf("known_hosts after devmesh delete newer:\n%s", data)
+		}
+	})
 }
 
 // TestE2EConfigSSHFile checks the file handling of config-ssh: dry run,
@@ -463,6 +493,16 @@ func TestE2EPortForwardPingSpeedtest(t *testing.T) {
 	loopEcho := e2eEchoServer(t)
 	_, loopPort, _ := net.SplitHostPort(loopEcho)
 	tcp1, tcp2, udp := e2eFreePort(t), e2eFreePort(t), e2eFreePort(t)
+	tcp3, closedPort := e2eFreePort(t), e2eFreePort(t) // nothing listens on closedPort
+
+	// A local port in use: the error suggests a free one.
+	busy, _ := net.Listen("tcp", "127.0.0.1:0")
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+	_, _, err := runCLI(t, "", "port-forward", "dev", "--tcp", fmt.Sprintf("%d:7000", busyPort))
+	if err == nil || !regexp.MustCompile(fmt.Sprintf(`local tcp port 127\.0\.0\.1:%d is already in use .*; port \d+ is free: --tcp \d+:7000`, busyPort)).MatchString(err.Error()) {
+		t.Errorf("port-forward to a busy local port: %v", err)
+	}
+	busy.Close()
 
 	for _, bad := range [][]string{{"--tcp", "80"}, {"--udp", "x:1"}, {}, {"--tcp", "1:2", "--tcp", "1:3"}} {
 		if _, _, err := runCLI(t, "", append([]string{"port-forward", "dev"}, bad...)...); err == nil {
@@ -475,11 +515,12 @@ func TestE2EPortForwardPingSpeedtest(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- runDevmesh(ctx, strings.NewReader(""), pw, &errOut, "port-forward", "dev",
-			"--tcp", fmt.Sprintf("%d:7000", tcp1), "--tcp", fmt.Sprintf("%d:%s", tcp2, loopPort), "--udp", fmt.Sprintf("%d:%d", udp, udpPort))
+			"--tcp", fmt.Sprintf("%d:7000", tcp1), "--tcp", fmt.Sprintf("%d:%s", tcp2, loopPort), "--udp", fmt.Sprintf("%d:%d", udp, udpPort),
+			"--tcp", fmt.Sprintf("%d:%d", tcp3, closedPort))
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
-	for range 3 {
+	for range 4 {
 		if !lines.Scan() || !strings.HasPrefix(lines.Text(), "Forwarding ") {
 			t.Fatalf("port-forward said %q; stderr %q", lines.Text(), errOut.String())
 		}
@@ -500,6 +541,20 @@ func TestE2EPortForwardPingSpeedtest(t *testing.T) {
 	}
 	if got != "DATAGRAM" {
 		t.Fatalf("udp forward: %q", got)
+	}
+	// A connection to a port nothing listens on in the workspace is
+	// closed, and said so on stderr.
+	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tcp3)); err == nil {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	want := fmt.Sprintf("to workspace port %d failed: nothing listens on port %d in the workspace", closedPort, closedPort)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(errOut.String(), want) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(errOut.String(), want) {
+		t.Errorf("port-forward's stderr lacks %q:\n%s", want, errOut.String())
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -363,19 +365,47 @@ func phases(b client.Build, logs []client.BuildLog) string {
 }
 
 // TestLocalTemplateFlow is issue 4's test 1 with the quickstart's local
-// template: the agent is a process on this host.
+// template: the agent is a process on this host. Issue 8: ~ is the
+// workspace's home (for SSH sessions and the startup script), and stop and
+// delete end every process the workspace started, the startup script's
+// background job and a nohup'd process an SSH session left included.
 func TestLocalTemplateFlow(t *testing.T) {
 	root := t.TempDir()
 	wsDir := func(ws store.Workspace) string { return filepath.Join(root, ws.UUID) }
+	var leftovers []int // processes the workspace started, gone after stop
 	runTemplateFlow(t, templateFlow{
 		template: "local",
-		vars:     map[string]string{"workspaces_dir": root},
-		sshCheck: "pwd",
+		vars: map[string]string{"workspaces_dir": root,
+			"startup_script": `sleep 1000 >/dev/null 2>&1 & echo $! >"$HOME/startup.pid"
+DEVMESH_TEST_LISTEN_FILE="$HOME/listen.port" "$DEVMESH_BINARY" -test.run='^TestListenerProcess$' >/dev/null 2>&1 &`},
+		sshCheck: "cd; pwd",
 		sshWant:  root,
 		started: func(t *testing.T, ws store.Workspace) {
 			if pid := pidFile(t, filepath.Join(wsDir(ws), "agent.pid")); pid == 0 || !tfprovidertest.ProcessAlive(pid) {
 				t.Fatalf("no agent process running for the workspace (pid %d)", pid)
 			}
+			home := filepath.Join(wsDir(ws), "home")
+			if out, stderr, err := runCLI(t, "", "ssh", "dev", "--", "cd; pwd; echo ~"); err != nil || out != home+"\n"+home+"\n" {
+				t.Errorf("cd; pwd; echo ~ over ssh: %q (%v, %s), want the workspace's home %s twice", out, err, stderr, home)
+			}
+			out, stderr, err := runCLI(t, "", "ssh", "dev", "--", "nohup sleep 1001 >/dev/null 2>&1 & echo $!")
+			pid, perr := strconv.Atoi(strings.TrimSpace(out))
+			if err != nil || perr != nil || !tfprovidertest.ProcessAlive(pid) {
+				t.Fatalf("a session's background process: %q (%v, %s)", out, err, stderr)
+			}
+			leftovers = append(leftovers[:0], pid)
+			startup := filepath.Join(home, "startup.pid") // written by the startup script, in its HOME
+			deadline := time.Now().Add(30 * time.Second)
+			for pidFile(t, startup) == 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if pid := pidFile(t, startup); pid == 0 || !tfprovidertest.ProcessAlive(pid) {
+				t.Fatalf("the startup script's background job (pid %d) is not running", pid)
+			} else {
+				leftovers = append(leftovers, pid)
+			}
+			os.Remove(startup)
+			checkListeningPort(t, filepath.Join(home, "listen.port"))
 		},
 		stopped: func(t *testing.T, ws store.Workspace) {
 			if _, err := os.Stat(filepath.Join(wsDir(ws), "agent.pid")); !os.IsNotExist(err) {
@@ -384,13 +414,30 @@ func TestLocalTemplateFlow(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(wsDir(ws), "home")); err != nil {
 				t.Errorf("the workspace's home after stop: %v", err)
 			}
+			for _, pid := range leftovers {
+				if tfprovidertest.ProcessAlive(pid) {
+					t.Errorf("process %d the workspace started still runs after stop", pid)
+				}
+			}
 		},
 		deleted: func(t *testing.T, ws store.Workspace) {
 			if _, err := os.Stat(wsDir(ws)); !os.IsNotExist(err) {
 				t.Errorf("workspace directory after delete: %v", err)
 			}
+			for _, pid := range leftovers {
+				if tfprovidertest.ProcessAlive(pid) {
+					t.Errorf("process %d the workspace started still runs after delete", pid)
+				}
+			}
 		},
-		cleanup: func(ws store.Workspace) { killLocalAgent(wsDir(ws)) },
+		cleanup: func(ws store.Workspace) {
+			killLocalAgent(wsDir(ws))
+			for _, pid := range leftovers {
+				if p, err := os.FindProcess(pid); err == nil {
+					p.Kill()
+				}
+			}
+		},
 	})
 }
 
@@ -436,5 +483,59 @@ func killLocalAgent(dir string) {
 				p.Kill()
 			}
 		}
+	}
+}
+
+// checkListeningPort waits for the port the startup script's listener
+// wrote to file to show in `show dev` (and its JSON), and in port-forward's
+// completion of --tcp.
+func checkListeningPort(t *testing.T, file string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	port := pidFile(t, file)
+	for ; port == 0 && time.Now().Before(deadline); port = pidFile(t, file) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	os.Remove(file)
+	if port == 0 {
+		t.Fatal("the startup script's listener did not start")
+	}
+	want := fmt.Sprintf(`^  Ports:\s+.*\b%d \S+ \(127\.0\.0\.1\)`, port)
+	var out string
+	for out, _ = mustRun(t, "", "show", "dev"); !regexpLine(out, want) && time.Now().Before(deadline); out, _ = mustRun(t, "", "show", "dev") {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !regexpLine(out, want) {
+		t.Fatalf("show lacks the listening port %d:\n%s", port, out)
+	}
+	out, _ = mustRun(t, "", "show", "dev", "-o", "json")
+	var ws client.Workspace
+	if err := json.Unmarshal([]byte(out), &ws); err != nil || len(ws.Agents) != 1 ||
+		!slices.ContainsFunc(ws.Agents[0].ListeningPorts, func(p client.ListeningPort) bool { return p.Port == port }) {
+		t.Errorf("show -o json lacks port %d: %v\n%s", port, err, out)
+	}
+	out, _ = mustRun(t, "", "__complete", "port-forward", "dev", "--tcp", "")
+	if !regexpLine(out, fmt.Sprintf(`^%d:%d\t`, port, port)) {
+		t.Errorf("port-forward --tcp completion lacks %d:%d:\n%s", port, port, out)
+	}
+}
+
+// TestListenerProcess is not a test: a startup script runs it to listen
+// on a loopback port (written to $DEVMESH_TEST_LISTEN_FILE) until killed.
+func TestListenerProcess(t *testing.T) {
+	file := os.Getenv("DEVMESH_TEST_LISTEN_FILE")
+	if file == "" {
+		t.Skip("helper process for TestLocalTemplateFlow")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.Exit(1)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	if err := os.WriteFile(file+".tmp", []byte(port+"\n"), 0o600); err != nil || os.Rename(file+".tmp", file) != nil {
+		os.Exit(1)
+	}
+	for {
+		time.Sleep(time.Hour)
 	}
 }

@@ -322,8 +322,10 @@ delete another user's workspace as OWNER/WS.`,
 					return err
 				}
 				waitGone(ctx, c, name)
+				forgetHostKeys(cmd.ErrOrStderr(), name)
 				return nil
 			}
+			forgetHostKeys(cmd.ErrOrStderr(), name)
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Deleted workspace %s.\n", name)
 			for _, a := range ws.Agents {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -162,8 +163,36 @@ func writeWorkspace(w io.Writer, ws client.Workspace, now time.Time) error {
 		if a.SSHHostKey != "" {
 			fmt.Fprintf(tw, "  Host key:\t%s\n", a.SSHHostKey)
 		}
+		if a.Status == client.AgentConnected {
+			fmt.Fprintf(tw, "  Ports:\t%s\n", portsLine(a))
+		}
 	}
 	return tw.Flush()
+}
+
+// portsLine describes an agent's listening ports, one entry per port:
+// "8000 python3 (0.0.0.0, ::), 5432 postgres (127.0.0.1)".
+func portsLine(a client.Agent) string {
+	if a.PortsUnsupported != "" {
+		return "not reported: " + a.PortsUnsupported
+	}
+	if len(a.ListeningPorts) == 0 {
+		return "none"
+	}
+	var parts []string
+	for i := 0; i < len(a.ListeningPorts); {
+		p := a.ListeningPorts[i]
+		var addrs []string
+		for ; i < len(a.ListeningPorts) && a.ListeningPorts[i].Port == p.Port; i++ {
+			addrs = append(addrs, a.ListeningPorts[i].Address)
+		}
+		part := strconv.Itoa(p.Port)
+		if p.Process != "" {
+			part += " " + p.Process
+		}
+		parts = append(parts, part+" ("+strings.Join(addrs, ", ")+")")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // describeBuild is one line about a build: "#3 start succeeded in 2.1s,

@@ -60,6 +60,7 @@ func (a *API) agentRoutes() {
 	m.Handle("POST /api/v1/agent/lifecycle", a.agentAuthed(a.handleAgentLifecycle))
 	m.Handle("POST /api/v1/agent/logs", a.agentAuthed(a.handleAgentPostLogs))
 	m.Handle("POST /api/v1/agent/stats", a.agentAuthed(a.handleAgentStats))
+	m.Handle("POST /api/v1/agent/ports", a.agentAuthed(a.handleAgentPorts))
 }
 
 // agentAuthed adapts a handler that needs a valid agent token.
@@ -126,6 +127,7 @@ func (a *API) handleAgentManifest(w http.ResponseWriter, r *http.Request, c agen
 		StartupScript:  c.agent.StartupScript,
 		Dir:            c.agent.Dir,
 		CoordinatorURL: a.coordinatorURL(r),
+		External:       c.workspace.IsExternal(),
 	})
 	return nil
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"strings"
 	"time"
 
 	"github.com/devmesh/devmesh/coordinator/client"
@@ -43,18 +44,20 @@ func (a *API) workspaceJSON(ws store.Workspace, owner string, agents []store.Age
 // agentJSON renders an agent with the connection state of its nodes.
 func agentJSON(ag store.Agent, nodes []*control.Node) client.Agent {
 	out := client.Agent{
-		ID:          ag.ID,
-		Name:        ag.Name,
-		Lifecycle:   ag.Lifecycle,
-		Addresses:   []string{},
-		Version:     ag.Version,
-		OS:          ag.OS,
-		Arch:        ag.Arch,
-		Dir:         ag.Dir,
-		SSHHostKey:  ag.SSHHostKey,
-		Connections: ag.Connections,
-		RxBytes:     ag.RxBytes,
-		TxBytes:     ag.TxBytes,
+		ID:               ag.ID,
+		UUID:             ag.UUID,
+		Name:             ag.Name,
+		Lifecycle:        ag.Lifecycle,
+		Addresses:        []string{},
+		Version:          ag.Version,
+		OS:               ag.OS,
+		Arch:             ag.Arch,
+		Dir:              ag.Dir,
+		HasStartupScript: strings.TrimSpace(ag.StartupScript) != "",
+		SSHHostKey:       ag.SSHHostKey,
+		Connections:      ag.Connections,
+		RxBytes:          ag.RxBytes,
+		TxBytes:          ag.TxBytes,
 	}
 	n := pickAgentNode(nodes)
 	out.Status, out.LastSeen = agentStatus(ag, n)

@@ -178,7 +178,7 @@ func TestAgentManifestAndAuthKey(t *testing.T) {
 	want := client.AgentManifest{
 		WorkspaceID: ws.ID, WorkspaceUUID: ws.UUID, WorkspaceName: "dev", Owner: "alice",
 		AgentID: ws.Agents[0].ID, AgentUUID: m.AgentUUID, AgentName: "main", Env: map[string]string{},
-		CoordinatorURL: "https://devmesh.example.com",
+		CoordinatorURL: "https://devmesh.example.com", External: true,
 	}
 	if fmt.Sprint(m) != fmt.Sprint(want) || m.AgentUUID == "" {
 		t.Fatalf("manifest\n got %+v\nwant %+v", m, want)

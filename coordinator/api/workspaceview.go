@@ -59,6 +59,9 @@ func (v *workspaceViews) view(ctx context.Context, ws store.Workspace) (client.W
 		return client.Workspace{}, err
 	}
 	out := v.a.workspaceJSON(ws, owner, agents, nodes)
+	if err := v.a.fillPorts(ctx, &out); err != nil {
+		return out, err
+	}
 	if ws.OwnerID != v.c.user.ID && !v.a.control.Policy().AdminsReachAll {
 		out.Unreachable = "the coordinator does not let admins connect to other users' workspaces (devmesh server --admins-reach-all)"
 	}

@@ -61,6 +61,10 @@ type AgentManifest struct {
 	Dir string `json:"dir"`
 	// CoordinatorURL is the coordinator's access URL.
 	CoordinatorURL string `json:"coordinator_url"`
+	// External is set for a bring-your-own-machine workspace: the whole
+	// machine is the workspace (the agent reports every listening port,
+	// not only those of processes it started).
+	External bool `json:"external,omitempty"`
 }
 
 // AgentAuthKey is a single-use tailnet auth key for the agent's node,

@@ -61,7 +61,10 @@ type MetadataItem struct {
 
 // Agent is a workspace agent: how to reach it and how it is doing.
 type Agent struct {
-	ID        int64  `json:"id"`
+	ID int64 `json:"id"`
+	// UUID changes with each agent a build creates (a start after a
+	// stop, a rebuild), unlike the workspace's.
+	UUID      string `json:"uuid,omitempty"`
 	Name      string `json:"name"`
 	Status    string `json:"status"`    // AgentConnecting, AgentConnected, AgentDisconnected
 	Lifecycle string `json:"lifecycle"` // created, starting, ready, start_error, shutting_down, off
@@ -73,6 +76,14 @@ type Agent struct {
 	OS        string    `json:"os,omitempty"`
 	Arch      string    `json:"arch,omitempty"`
 	Dir       string    `json:"dir,omitempty"`
+	// ListeningPorts are the TCP ports listening in the workspace, as the
+	// connected agent last reported them; PortsUnsupported says why there
+	// are none to report (the agent's OS).
+	ListeningPorts   []ListeningPort `json:"listening_ports,omitempty"`
+	PortsUnsupported string          `json:"ports_unsupported,omitempty"`
+	// HasStartupScript says whether the agent runs a startup script (the
+	// only source of its log).
+	HasStartupScript bool `json:"has_startup_script,omitempty"`
 	// SSHHostKey is the agent's SSH host public key in authorized_keys
 	// format, published by the agent; clients verify against it.
 	SSHHostKey  string `json:"ssh_host_key,omitempty"`

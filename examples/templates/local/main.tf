@@ -17,6 +17,12 @@ variable "workspaces_dir" {
   description = "Directory holding one directory per workspace, on the coordinator's host. Default: ~/.local/share/devmesh/workspaces."
 }
 
+variable "startup_script" {
+  type        = string
+  default     = ""
+  description = "sh script the agent runs in the workspace's home once it has connected (its output: devmesh logs WS)."
+}
+
 data "devmesh_workspace" "me" {}
 
 locals {
@@ -27,6 +33,10 @@ locals {
 
 resource "devmesh_agent" "main" {
   dir = "${local.dir}/home"
+  # ~ in sessions and the startup script is the workspace's home, not the
+  # coordinator account's (start.sh sets it for the agent too).
+  env            = { HOME = "${local.dir}/home" }
+  startup_script = var.startup_script
   # os and arch default to the coordinator host's.
 }
 
@@ -55,7 +65,10 @@ resource "terraform_data" "dir" {
 }
 
 # The agent process: exists while the workspace is started. Stop (and
-# delete) destroys it, which kills the process; a new agent, a new token
+# delete) destroys it, which ends the agent and every process the
+# workspace started (a cgroup of its own when run as root with a writable
+# cgroup v2, else the agent's process group and every process whose HOME
+# is the workspace's home); a new agent, a new token
 # (the coordinator rotates tokens on a start after a stop) or a new
 # coordinator URL replaces it, which restarts the process.
 resource "terraform_data" "agent" {

@@ -9,10 +9,10 @@ mkdir -p "$DIR/home"
 pidfile=$DIR/agent.pid
 log=$DIR/agent.log
 
-# An agent left from an earlier start (say, a failed stop) goes first.
+# An agent left from an earlier start (say, a failed stop) goes first,
+# with everything it started.
 if [ -f "$pidfile" ]; then
-	kill "$(cat "$pidfile")" 2>/dev/null || true
-	rm -f "$pidfile"
+	sh "$(dirname "$0")/stop.sh"
 fi
 
 printf '%s\n' "$INIT_SCRIPT" >"$DIR/init.sh"
@@ -34,14 +34,41 @@ for old in "$DIR"/state/*; do
 done
 XDG_STATE_HOME=$DIR/state/$key
 export XDG_STATE_HOME
+# ~ is the workspace's home for the agent, its sessions and its startup
+# script (the template sets HOME in the agent's env for the last two).
+HOME=$DIR/home
+export HOME
 cd "$DIR/home"
-# A session of its own: the agent must outlive terraform and not get the
-# signals sent to terraform's process group.
-if command -v setsid >/dev/null 2>&1; then
-	setsid nohup sh "$DIR/init.sh" >>"$log" 2>&1 </dev/null &
-else
-	nohup sh "$DIR/init.sh" >>"$log" 2>&1 </dev/null &
+
+# Everything the workspace starts goes into a cgroup of its own when we
+# can make one (root, cgroup v2 mounted writable): stop.sh then ends it
+# all, sessions that left the agent's process group included. Its path is
+# kept in $DIR/cgroup.
+rm -f "$DIR/cgroup"
+cg=
+cgroot=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts 2>/dev/null || true)
+if [ "$(id -u)" = 0 ] && [ -n "$cgroot" ] && [ -w "$cgroot" ]; then
+	cg=$cgroot/devmesh/$(basename "$DIR")
+	if mkdir -p "$cg" 2>/dev/null; then
+		printf '%s\n' "$cg" >"$DIR/cgroup"
+	else
+		cg=
+	fi
 fi
+
+# A session (and process group) of its own: the agent must outlive
+# terraform and not get the signals sent to terraform's process group;
+# stop.sh signals the group. The subshell joins the cgroup (writing 0
+# moves the writer) and then becomes the agent (exec keeps the pid).
+(
+	if [ -n "$cg" ]; then
+		echo 0 >"$cg/cgroup.procs" || true
+	fi
+	if command -v setsid >/dev/null 2>&1; then
+		exec setsid nohup sh "$DIR/init.sh"
+	fi
+	exec nohup sh "$DIR/init.sh"
+) >>"$log" 2>&1 </dev/null &
 echo $! >"$pidfile"
 
 # Fail the build, with the agent's log, if it dies at once (for example
