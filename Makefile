@@ -15,13 +15,26 @@ DIST      ?= dist
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/devmesh/devmesh/internal/buildinfo.version=$(VERSION)
 
-.PHONY: build run test test-netlab lint tools clean bench cross release dist FORCE
+.PHONY: build run test test-netlab lint tools clean bench cross release dist web-vendor FORCE
 
 build:
 	$(GO) build -o $(BIN) ./cmd/devmesh
 
 run: build
 	$(BIN) server --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+# web-vendor fetches the browser front ends' pinned npm packages and copies
+# the files they serve into their embed folders, where they are committed
+# (so build and run need no npm): for each coordinator/*/package.json, an
+# `npm ci` (install scripts off) and then the package's own "vendor" script.
+WEB_NPM_DIRS := $(patsubst %/package.json,%,$(wildcard coordinator/*/package.json))
+web-vendor:
+	@set -e; for d in $(WEB_NPM_DIRS); do \
+		echo "web-vendor: $$d"; \
+		( cd $$d && if [ -f package-lock.json ]; then npm ci --ignore-scripts --no-audit --no-fund; \
+		  else npm install --ignore-scripts --no-audit --no-fund; fi && npm run --silent vendor ); \
+		rm -rf $$d/node_modules; \
+	done
 
 tools: $(TOOLS_DIR)/tailscaled $(TOOLS_DIR)/tailscale
 

@@ -26,14 +26,6 @@ func (s *Server) routes() (http.Handler, error) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.serveReady)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		pin := ""
-		if fp := s.agentFingerprint(); fp != "" {
-			pin = " --fingerprint " + fp
-		}
-		fmt.Fprintf(w, "devmesh coordinator\n\nLog in with: devmesh login %s --username YOU%s\n", s.accessURL, pin)
-	})
 	if err := s.mountAPI(mux); err != nil {
 		return nil, err
 	}

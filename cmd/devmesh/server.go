@@ -157,9 +157,10 @@ func runServer(cmd *cobra.Command, o *serverOptions) error {
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), `devmesh coordinator is running
   access URL: %s
+  dashboard:  %s/ (in a browser, once an account exists)
   data dir:   %s
   relay:      DERP over TLS on the same port; STUN %s
-`, srv.URL(), abs, stunMsg)
+`, srv.URL(), srv.URL(), abs, stunMsg)
 	login := "devmesh login " + srv.URL() + " --username admin"
 	if strings.HasPrefix(srv.URL(), "https://") && o.tlsCert == "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "  TLS:        self-signed certificate, SHA-256 fingerprint\n              %s\n", srv.Fingerprint())

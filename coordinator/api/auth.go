@@ -27,6 +27,10 @@ const touchEvery = time.Minute
 type caller struct {
 	user  store.User
 	token store.Token
+	// cookie is set when the token came in the session cookie, not an
+	// Authorization header; csrf is then the session's CSRF token.
+	cookie bool
+	csrf   string
 }
 
 // authedFunc is a handler that runs only for an authenticated caller.
@@ -36,6 +40,9 @@ type authedFunc func(w http.ResponseWriter, r *http.Request, c caller) error
 func (a *API) authed(h authedFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := a.authenticate(r)
+		if err == nil {
+			err = checkCSRF(r, c)
+		}
 		if err == nil {
 			err = h(w, r, c)
 		}
@@ -53,10 +60,17 @@ func (a *API) admin(h authedFunc) http.Handler {
 	})
 }
 
-// authenticate resolves the request's bearer token. Every kind of failure
-// gets the same 401, so the response says nothing about why.
+// authenticate resolves the request's bearer token, or without an
+// Authorization header its session cookie (which must hold a session,
+// not an API token). Every kind of failure gets the same 401, so the
+// response says nothing about why. It does not check CSRF tokens.
 func (a *API) authenticate(r *http.Request) (caller, error) {
 	raw, ok := bearerToken(r)
+	viaCookie := false
+	if !ok && r.Header.Get("Authorization") == "" {
+		raw, ok = sessionCookie(r)
+		viaCookie = true
+	}
 	if !ok {
 		return caller{}, errUnauthorized
 	}
@@ -70,6 +84,9 @@ func (a *API) authenticate(r *http.Request) (caller, error) {
 	}
 	if tok.Kind != store.TokenSession && tok.Kind != store.TokenAPI {
 		return caller{}, errUnauthorized // another component's credential
+	}
+	if viaCookie && tok.Kind != store.TokenSession {
+		return caller{}, errUnauthorized
 	}
 	now := time.Now()
 	if !tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt) {
@@ -95,7 +112,11 @@ func (a *API) authenticate(r *http.Request) (caller, error) {
 			a.log.Warn("record token use", "token_id", tok.ID, "err", err)
 		}
 	}
-	return caller{user: u, token: tok}, nil
+	c := caller{user: u, token: tok, cookie: viaCookie}
+	if viaCookie {
+		c.csrf = csrfToken(raw)
+	}
+	return c, nil
 }
 
 // bearerToken returns the token in "Authorization: Bearer <token>".

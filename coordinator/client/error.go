@@ -22,6 +22,9 @@ const (
 	CodeNotASession        = "not_a_session"
 	CodeRateLimited        = "rate_limited"
 	CodeInternal           = "internal"
+	// CodeCSRF: a request authenticated by the browser's session cookie
+	// changed state without the page's CSRF token.
+	CodeCSRF = "csrf_failed"
 )
 
 // Error is an API error response.

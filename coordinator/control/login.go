@@ -67,18 +67,29 @@ func (s *Server) awaitInteractive(ctx context.Context, mk key.MachinePublic, req
 	return s.pending.response(p), nil
 }
 
+// loginPage shares the dashboard's stylesheet (served at /static/ by
+// coordinator/web) and its Content-Security-Policy: no inline style or
+// script.
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>devmesh: add a device</title>
-<style>body{font-family:sans-serif;max-width:28em;margin:4em auto}label{display:block;margin:.6em 0}</style></head>
-<body><h1>Add a device to devmesh</h1>
-{{if .Done}}<p id="result">Device <b>{{.Host}}</b> is now connected as <b>{{.User}}</b>. You can close this page.</p>
-{{else}}<p>Log in to connect <b>{{.Host}}</b> to your tailnet.</p>
-{{if .Error}}<p id="error" style="color:#b00">{{.Error}}</p>{{end}}
-<form method="post">
-<label>Username <input name="username" autocomplete="username" required></label>
-<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-<button type="submit">Connect device</button></form>{{end}}
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>devmesh: add a device</title>
+<link rel="stylesheet" href="/static/app.css"></head>
+<body><header class="top"><span class="brand">devmesh</span></header>
+<main id="main"><section class="narrow" aria-labelledby="h">
+<h1 id="h">Add a device to devmesh</h1>
+{{if .Done}}<p id="result" role="status">Device <b>{{.Host}}</b> is now connected as <b>{{.User}}</b>. You can close this page.</p>
+{{else}}{{if .Host}}<p>Log in to connect <b>{{.Host}}</b> to your tailnet.</p>{{end}}
+{{if .Error}}<p id="error" class="error" role="alert">{{.Error}}</p>{{end}}
+{{if .Host}}<form method="post" class="stack">
+<label for="username">Username</label><input id="username" name="username" autocomplete="username" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Connect device</button></form>{{end}}{{end}}
+</section></main>
 </body></html>`))
+
+// loginCSP is the login page's Content-Security-Policy (the dashboard's).
+const loginCSP = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+	"img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 type loginView struct {
 	Host, User, Error string
@@ -91,6 +102,7 @@ func (s *Server) serveLoginPage(w http.ResponseWriter, r *http.Request) {
 	p := s.pending.get(r.PathValue("id"))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", loginCSP)
 	w.Header().Set("Cache-Control", "no-store")
 	if p == nil {
 		w.WriteHeader(http.StatusNotFound)

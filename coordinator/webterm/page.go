@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -60,9 +61,18 @@ func (s *Server) Pages(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		s.o.API.UserAuthed(func(w http.ResponseWriter, r *http.Request, u store.User) error {
-			return s.servePage(w, r, u, m[1], m[2])
-		}).ServeHTTP(w, r)
+		u, ok := s.o.API.UserFromRequest(r)
+		if !ok {
+			// The dashboard's login returns here (same-site paths only).
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		if err := s.servePage(w, r, u, m[1], m[2]); err != nil {
+			// Not the user's, missing, or no agent: one answer for all.
+			s.log.Debug("terminal page", "err", err)
+			w.Header().Set("Content-Security-Policy", csp)
+			http.Error(w, "404 page not found", http.StatusNotFound)
+		}
 	})
 }
 
@@ -87,7 +97,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request, u store.User,
 }
 
 // csrfToken is the page's CSRF token for its POSTs (cookie sessions).
-func csrfToken(s *Server, r *http.Request) string { return "" }
+func csrfToken(s *Server, r *http.Request) string { return s.o.API.CSRFToken(r) }
 
 // staticHandler serves the page's assets. Names are not hashed, so
 // browsers revalidate them.
