@@ -16,6 +16,9 @@ import (
 // DataChannelLabel is the label of the terminal's data channel.
 const DataChannelLabel = "devmesh-terminal"
 
+// gatherWait bounds the wait for ICE candidates before answering.
+const gatherWait = time.Second
+
 // openTimeout bounds how long a peer connection may take to open its
 // data channel after the answer.
 const openTimeout = 30 * time.Second
@@ -74,8 +77,14 @@ func (r *rtcServer) answer(ctx context.Context, t termproto.Ticket, offer string
 	if err := pc.SetLocalDescription(ans); err != nil {
 		return "", fmt.Errorf("set the answer: %w", err)
 	}
+	// Host candidates come at once; a server-reflexive one takes a STUN
+	// round trip, or until a timeout on an interface that cannot reach
+	// the STUN server. Answer with what is there after gatherWait.
+	gt := time.NewTimer(gatherWait)
+	defer gt.Stop()
 	select {
 	case <-gathered:
+	case <-gt.C:
 	case <-ctx.Done():
 		return "", errors.New("ICE gathering timed out")
 	}

@@ -9,7 +9,7 @@
   var ws = el.dataset.workspace, agent = el.dataset.agent || "";
   var ice = (el.dataset.ice || "").split(" ").filter(Boolean);
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
-  var RTC_TIMEOUT_MS = 5000;
+  var RTC_TIMEOUT_MS = 8000;
 
   var key = "devmesh-term:" + ws + ":" + agent;
   var session = sessionStorage.getItem(key);
@@ -133,7 +133,7 @@
         return new Promise(function (res) {
           if (pc.iceGatheringState === "complete") return res();
           pc.onicegatheringstatechange = function () { if (pc.iceGatheringState === "complete") res(); };
-          setTimeout(res, 2000);
+          setTimeout(res, 1000);
         });
       }).then(function () {
         return fetch(api("offer"), {
