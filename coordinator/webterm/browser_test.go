@@ -68,13 +68,17 @@ func TestBrowserTerminal(t *testing.T) {
 	}
 	waitScreen(t, b, "42\n") // the scrollback, replayed
 
-	t.Logf("the relayed path is covered by TestTerminalEndToEnd (Go client) until the browser runs in a network namespace without UDP")
 }
 
 func newBrowser(t *testing.T, flags ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
+	return newBrowserAt(t, browsertest.Chromium(t), flags...)
+}
+
+func newBrowserAt(t *testing.T, exe string, flags ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browsertest.Chromium(t)),
+		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("disable-dev-shm-usage", true),
 	)
@@ -127,8 +131,11 @@ func openTerminal(t *testing.T, b context.Context, base, wantPath string) {
 	if !strings.HasSuffix(base, "-reloaded") {
 		run(t, b, "open the terminal", chromedp.Navigate(base+"/@bob/dev/terminal"))
 	}
-	if _, err := chromedp.Run(b, chromedp.Poll[bool](`!!(window.devmeshTerm && devmeshTerm.hello && devmeshTerm.path)`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
-		t.Fatalf("the terminal did not connect: %v", err)
+	// The path shows once connected (after the 8 s WebRTC timeout when
+	// relayed).
+	if _, err := chromedp.Run(b, chromedp.Poll[bool](`!!(window.devmeshTerm && devmeshTerm.hello && (devmeshTerm.path == "direct" || devmeshTerm.path == "relayed"))`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		state, _ := chromedp.Run(b, chromedp.Evaluate[string](`JSON.stringify({path: window.devmeshTerm && devmeshTerm.path, hello: window.devmeshTerm && devmeshTerm.hello, shown: document.getElementById("term-path") && document.getElementById("term-path").textContent, screen: window.devmeshTerm && devmeshTerm.term.buffer.active.getLine(0).translateToString(true)})`))
+		t.Fatalf("the terminal did not connect: %v; page state %s", err, state)
 	}
 	if got := eval[string](t, b, "devmeshTerm.path"); got != wantPath {
 		t.Fatalf("terminal path %q, want %q", got, wantPath)

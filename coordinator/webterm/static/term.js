@@ -11,10 +11,18 @@
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
   var RTC_TIMEOUT_MS = 8000;
 
+  // crypto.randomUUID exists only in secure contexts (HTTPS, localhost).
+  function newUUID() {
+    var b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  }
   var key = "devmesh-term:" + ws + ":" + agent;
   var session = sessionStorage.getItem(key);
   if (!session) {
-    session = crypto.randomUUID();
+    session = newUUID();
     sessionStorage.setItem(key, session);
   }
 
