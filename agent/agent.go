@@ -143,6 +143,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stop(nil)
 	a.stop, a.started = stop, time.Now()
 	a.accepted.Store(a.acceptedBefore())
+	// A poll cancelled while dialling leaves its new connection idle.
+	defer a.opts.HTTPClient.CloseIdleConnections()
 	err := a.run(ctx)
 	if cause := context.Cause(ctx); errors.Is(cause, ErrTokenRejected) {
 		return cause
@@ -210,6 +212,7 @@ func (a *Agent) serve(ctx context.Context, m client.AgentManifest, n *node.Node,
 	wg.Go(func() { a.runStartup(ctx, m, logs) })
 	wg.Go(func() { a.reportStats(ctx, srv) })
 	wg.Go(func() { a.reportPorts(ctx, scopeOf(m)) })
+	wg.Go(func() { a.serveTerminal(ctx, m, srv) })
 	<-ctx.Done()
 	a.log.Info("agent stopping", "cause", context.Cause(ctx))
 	srv.Close()
