@@ -131,7 +131,7 @@ func TestCLINoAgentMessages(t *testing.T) {
 	}
 	mustRun(t, "", "stop", "dev")
 	_, stderr, err = runCLI(t, "", "ssh", "dev", "--", "true")
-	if err == nil || !strings.Contains(stderr, "workspace dev is stopped: start it with devmesh start dev") {
+	if err == nil || !strings.Contains(stderr, "workspace dev is stopped: start it with `devmesh start dev`, or connect with `devmesh ssh --start dev`") {
 		t.Errorf("ssh to a stopped workspace: %v, %s", err, stderr)
 	}
 
