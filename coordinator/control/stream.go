@@ -25,7 +25,7 @@ type Stream struct {
 
 // OpenStream starts a map stream for the node and returns it with the
 // full first map. It marks the node online.
-func (r *Registry) OpenStream(id tailcfg.NodeID) (*Stream, *tailcfg.MapResponse, error) {
+func (r *Registry) OpenStream(id tailcfg.NodeID) (*Stream, *mapMsg, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -55,13 +55,13 @@ func (r *Registry) OpenStream(id tailcfg.NodeID) (*Stream, *tailcfg.MapResponse,
 		n = r.ix.node(id)
 	}
 	st := &Stream{r: r, id: id, s: s, gen: s.gen, done: s.done, wentOnline: wentOnline}
-	return st, r.ix.fullMap(n, r.env), nil
+	return st, r.ix.fullMsg(n, r.env), nil
 }
 
 // Next blocks until there is a delta to send, then waits batch for more
 // changes to coalesce and returns the message. It returns nil, nil when
 // the keepalive interval passed with nothing to send.
-func (st *Stream) Next(ctx context.Context, keepAlive, batch time.Duration) (*tailcfg.MapResponse, error) {
+func (st *Stream) Next(ctx context.Context, keepAlive, batch time.Duration) (*mapMsg, error) {
 	t := time.NewTimer(keepAlive)
 	defer t.Stop()
 	for {
@@ -83,8 +83,8 @@ func (st *Stream) Next(ctx context.Context, keepAlive, batch time.Duration) (*ta
 				return nil, st.endErr()
 			}
 		}
-		if resp, err := st.take(); resp != nil || err != nil {
-			return resp, err
+		if m, err := st.take(); m != nil || err != nil {
+			return m, err
 		}
 	}
 }
@@ -100,7 +100,7 @@ func (st *Stream) endErr() error {
 
 // take builds the message for the pending delta, if this stream is still
 // the current one.
-func (st *Stream) take() (*tailcfg.MapResponse, error) {
+func (st *Stream) take() (*mapMsg, error) {
 	r := st.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -117,7 +117,7 @@ func (st *Stream) take() (*tailcfg.MapResponse, error) {
 		return nil, nil
 	}
 	st.queued = st.s.queued
-	return r.ix.deltaMap(n, d, r.env), nil
+	return r.ix.deltaMsg(n, d, r.env), nil
 }
 
 // Close ends the stream. When a node's last stream has been closed for

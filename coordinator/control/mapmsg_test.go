@@ -1,0 +1,202 @@
+package control
+
+import (
+	"encoding/json"
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+
+	"tailscale.com/tailcfg"
+)
+
+// plain is m as one MapResponse with every peer rendered afresh, the way
+// responses were built before peers were cached: the reference that
+// encode is checked against.
+func (m *mapMsg) plain(ix *index, viewer *Node, env *mapEnv) *tailcfg.MapResponse {
+	if m == nil {
+		return nil
+	}
+	resp := *m.resp
+	nodes := make([]*tailcfg.Node, 0, len(m.peers))
+	for _, p := range m.peers {
+		nodes = append(nodes, ix.tailNode(p.key.node, viewer, env))
+	}
+	if m.full {
+		resp.Peers = nodes
+	} else if len(nodes) > 0 {
+		resp.PeersChanged = nodes
+	}
+	return &resp
+}
+
+func (ix *index) fullMap(n *Node, env *mapEnv) *tailcfg.MapResponse {
+	return ix.fullMsg(n, env).plain(ix, n, env)
+}
+
+func (ix *index) deltaMap(n *Node, d *delta, env *mapEnv) *tailcfg.MapResponse {
+	return ix.deltaMsg(n, d, env).plain(ix, n, env)
+}
+
+// decodeMsg encodes m as it goes on the wire and decodes it as a client
+// does.
+func decodeMsg(t *testing.T, m *mapMsg) *tailcfg.MapResponse {
+	t.Helper()
+	if m == nil {
+		return nil
+	}
+	b, err := m.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp tailcfg.MapResponse
+	if err := json.Unmarshal(b, &resp); err != nil {
+		t.Fatalf("message does not decode: %v\n%s", err, b)
+	}
+	return &resp
+}
+
+// asJSONValue decodes JSON into generic values, to compare two encodings
+// regardless of key order.
+func asJSONValue(t *testing.T, b []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("invalid JSON: %v\n%s", err, b)
+	}
+	return v
+}
+
+// richFixture is fixture with nodes carrying what a peer encoding holds:
+// Hostinfo, endpoints, a home DERP; node 2's key has expired.
+func richFixture() *index {
+	ix := fixture(Policy{AdminsReachAll: true})
+	for id, n := range ix.nodes {
+		n.Hostinfo = &tailcfg.Hostinfo{Hostname: n.GivenName, OS: "linux"}
+		n.Endpoints = []netip.AddrPort{netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(id)}), 41641)}
+		n.HomeDERP = 900
+		n.Cap = 130
+		n.Online = id%2 == 0
+	}
+	ix.nodes[2].KeyExpiry = time.Now().Add(-time.Hour)
+	return ix
+}
+
+// TestSplicedMessageMatchesMarshal: every kind of message, encoded with
+// the peers spliced in (on a cache miss, then on a hit), decodes to
+// exactly what json.Marshal of the whole response decodes to.
+func TestSplicedMessageMatchesMarshal(t *testing.T) {
+	env := &mapEnv{domain: "devmesh.internal", now: time.Now}
+	ix := richFixture()
+	legacy := ix.nodes[1].clone()
+	legacy.ID, legacy.Cap = 10, 100
+	legacy.NodeKey = testNode(10, alice, 0).NodeKey
+	ix.insert(legacy)
+	ix.setUser(User{ID: 4, Username: "dave"})
+	ix.insert(testNode(11, 4, 0)) // alone: no peers
+
+	withPeers := &delta{}
+	withPeers.addChanged(2)
+	withPeers.addChanged(3)
+	withPeers.addFilter(2)
+	noPeers := &delta{}
+	noPeers.addPatch(2, patchEndpoints|patchOnline)
+	noPeers.addRemoved(4)
+	cases := []struct {
+		name      string
+		viewer    tailcfg.NodeID
+		msg       func() *mapMsg
+		wantPeers int
+	}{
+		{"full map", 1, func() *mapMsg { return ix.fullMsg(ix.nodes[1], env) }, 3},
+		{"delta with peers", 1, func() *mapMsg { return ix.deltaMsg(ix.nodes[1], withPeers, env) }, 2},
+		{"delta without peers", 1, func() *mapMsg { return ix.deltaMsg(ix.nodes[1], noPeers, env) }, 0},
+		{"full map, zero peers", 11, func() *mapMsg { return ix.fullMsg(ix.nodes[11], env) }, 0},
+		{"legacy viewer, full map", 10, func() *mapMsg { return ix.fullMsg(ix.nodes[10], env) }, 3},
+		{"legacy viewer, delta", 10, func() *mapMsg { return ix.deltaMsg(ix.nodes[10], withPeers, env) }, 2},
+	}
+	for _, tc := range cases {
+		for _, pass := range []string{"miss", "hit"} {
+			m := tc.msg()
+			if len(m.peers) != tc.wantPeers {
+				t.Fatalf("%s: %d peers, want %d", tc.name, len(m.peers), tc.wantPeers)
+			}
+			for _, p := range m.peers {
+				if pass == "hit" && p.enc == nil {
+					t.Fatalf("%s: peer %d missed the cache the second time", tc.name, p.key.node.ID)
+				}
+			}
+			got, err := m.encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(m.plain(ix, ix.nodes[tc.viewer], env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := asJSONValue(t, got), asJSONValue(t, want); !reflect.DeepEqual(g, w) {
+				t.Errorf("%s (%s): spliced\n%s\nwant (json.Marshal)\n%s", tc.name, pass, got, want)
+			}
+		}
+	}
+}
+
+// peerOf returns the peer with that ID in resp's Peers or PeersChanged.
+func peerOf(resp *tailcfg.MapResponse, id tailcfg.NodeID) *tailcfg.Node {
+	for _, p := range append(resp.Peers, resp.PeersChanged...) {
+		if p.ID == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// TestPeerCacheFollowsVersions: a changed node is sent as changed (never
+// a cached older version, even one encoded late), a renamed user renames
+// its nodes, and a removed node's entry is dropped.
+func TestPeerCacheFollowsVersions(t *testing.T) {
+	env := &mapEnv{domain: "devmesh.internal", now: time.Now}
+	ix := richFixture()
+	viewer := ix.nodes[1]
+	stale := ix.fullMsg(viewer, env)      // built now, encoded after the change
+	decodeMsg(t, ix.fullMsg(viewer, env)) // fills the cache
+	if m := ix.fullMsg(viewer, env); m.peers[0].enc == nil {
+		t.Fatal("second full map missed the cache")
+	}
+
+	ep := netip.MustParseAddrPort("198.51.100.7:1234")
+	ix.patch(2, patchEndpoints, func(n *Node) { n.Endpoints = []netip.AddrPort{ep} })
+	stale.peers[0].enc = nil // as if it had missed: it will store node 2's old version
+	decodeMsg(t, stale)      // which must not be stored
+	for pass := range 2 {    // a miss, then a hit
+		m := ix.fullMsg(viewer, env)
+		if hit := m.peers[0].enc != nil; hit != (pass == 1) {
+			t.Fatalf("pass %d: cache hit %v for node 2's new version", pass, hit)
+		}
+		got := peerOf(decodeMsg(t, m), 2)
+		if got == nil || len(got.Endpoints) != 1 || got.Endpoints[0] != ep {
+			t.Fatalf("after the change, node 2 is sent as %+v", got)
+		}
+	}
+
+	ix.setUser(User{ID: alice, Username: "alicia"})
+	if got := peerOf(decodeMsg(t, ix.fullMsg(viewer, env)), 2); got == nil || got.Name != "n2.alicia.devmesh.internal." {
+		t.Fatalf("after the rename, node 2 is sent as %+v", got)
+	}
+
+	if n := ix.enc.len(); n != len(ix.nodes) {
+		t.Fatalf("cache holds %d nodes, index %d", n, len(ix.nodes))
+	}
+	stale = ix.fullMsg(viewer, env)
+	ix.remove(2)
+	decodeMsg(t, stale) // encoding a removed node must not bring its entry back
+	if n := ix.enc.len(); n != len(ix.nodes) {
+		t.Fatalf("after a removal the cache holds %d nodes, index %d", n, len(ix.nodes))
+	}
+	ix.enc.mu.Lock()
+	_, kept := ix.enc.nodes[2]
+	ix.enc.mu.Unlock()
+	if kept {
+		t.Fatal("removed node still cached")
+	}
+}
