@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
 	"net/netip"
 	"reflect"
@@ -198,5 +199,88 @@ func TestPeerCacheFollowsVersions(t *testing.T) {
 	ix.enc.mu.Unlock()
 	if kept {
 		t.Fatal("removed node still cached")
+	}
+}
+
+func TestPacingWait(t *testing.T) {
+	p := Pacing{Batch: 25 * time.Millisecond, Burst: 100 * time.Millisecond}
+	if w := p.wait(time.Time{}); w != p.Batch {
+		t.Errorf("first message waits %v, want %v", w, p.Batch)
+	}
+	if w := p.wait(time.Now().Add(-time.Second)); w != p.Batch {
+		t.Errorf("isolated change waits %v, want %v", w, p.Batch)
+	}
+	if w := p.wait(time.Now()); w < 90*time.Millisecond || w > p.Burst {
+		t.Errorf("change right after a message waits %v, want about %v", w, p.Burst)
+	}
+	if w := (Pacing{Batch: p.Batch, Burst: -1}).wait(time.Now()); w != p.Batch {
+		t.Errorf("without a burst interval a change waits %v, want %v", w, p.Batch)
+	}
+}
+
+// TestPacingCoalescesBursts: a node changing every 10ms reaches a peer's
+// stream in about one message per burst interval, and a lone change
+// after a quiet spell still goes out after the batch delay.
+func TestPacingCoalescesBursts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing test")
+	}
+	r := newTestRegistry(t, nil)
+	defer r.Close()
+	r.Upsert(testNode(1, alice, 0))
+	r.Upsert(testNode(2, alice, 0))
+	st, _, err := r.OpenStream(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := Pacing{Batch: 20 * time.Millisecond, Burst: 300 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	sent := make(chan time.Time, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := st.Next(ctx, time.Minute, p)
+			if err != nil {
+				return
+			}
+			if m != nil {
+				sent <- time.Now()
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+
+	port := uint16(1)
+	change := func() {
+		port++
+		r.Patch(2, patchEndpoints, func(n *Node) {
+			n.Endpoints = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("192.0.2.2"), port)}
+		})
+	}
+	const burst = 900 * time.Millisecond
+	for start := time.Now(); time.Since(start) < burst; time.Sleep(10 * time.Millisecond) {
+		change()
+	}
+	time.Sleep(2 * p.Burst) // the last message of the burst, then quiet
+	msgs := len(sent)
+	// 90 changes: at most one message per Burst, plus the first.
+	if max := int(burst/p.Burst) + 2; msgs > max || msgs == 0 {
+		t.Errorf("a burst of %d changes took %d messages, want 1..%d", burst/(10*time.Millisecond), msgs, max)
+	}
+	for range msgs {
+		<-sent
+	}
+
+	t0 := time.Now()
+	change()
+	select {
+	case at := <-sent:
+		if d := at.Sub(t0); d < p.Batch || d > p.Burst/2 {
+			t.Errorf("a lone change went out after %v, want about %v", d, p.Batch)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("lone change never sent")
 	}
 }

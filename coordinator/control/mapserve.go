@@ -97,12 +97,13 @@ func (s *Server) streamMap(ctx context.Context, w http.ResponseWriter, id tailcf
 		return
 	}
 	s.cfg.Metrics.MapSent(metrics.MapFull, n, time.Time{})
+	pacing := Pacing{Batch: s.cfg.BatchDelay, Burst: s.cfg.BurstInterval}
 	for {
 		keepAlive := s.cfg.KeepAlive
 		if keepAlive == 0 {
 			keepAlive = 50*time.Second + rand.N(8*time.Second)
 		}
-		m, err := st.Next(ctx, keepAlive, s.cfg.BatchDelay)
+		m, err := st.Next(ctx, keepAlive, pacing)
 		if err != nil {
 			s.log.Debug("map stream closed", "node", id, "reason", err)
 			return

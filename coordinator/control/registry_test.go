@@ -46,7 +46,7 @@ func TestKeyExpiryIsAnnounced(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for {
-		m, err := st.Next(ctx, time.Second, 0)
+		m, err := st.Next(ctx, time.Second, Pacing{})
 		if err != nil {
 			t.Fatalf("no expiry announcement: %v", err)
 		}

@@ -18,9 +18,35 @@ type Stream struct {
 
 	// wentOnline is set when opening this stream brought the node
 	// online; queued is when the changes of the last message taken were
-	// first queued. Both are read by the stream's own goroutine only.
+	// first queued; sent is when the last message was taken. They are
+	// read by the stream's own goroutine only.
 	wentOnline bool
 	queued     time.Time
+	sent       time.Time
+}
+
+// Pacing says how long a stream lets changes accumulate before it sends
+// them.
+type Pacing struct {
+	// Batch is how long a change waits for others to coalesce with.
+	Batch time.Duration
+	// Burst is the least time between two messages of a stream: a change
+	// that comes within Burst of the last message waits until Burst has
+	// passed since it. An isolated change still goes out after Batch,
+	// while a burst of changes (a registration storm) costs each stream
+	// one larger message per Burst instead of one per Batch: the cost of
+	// a message (framing, compression, a write, the lock to build it) is
+	// paid less often.
+	Burst time.Duration
+}
+
+// wait returns how long to let changes accumulate, now that one came.
+func (p Pacing) wait(lastSent time.Time) time.Duration {
+	w := p.Batch
+	if !lastSent.IsZero() {
+		w = max(w, time.Until(lastSent.Add(p.Burst)))
+	}
+	return w
 }
 
 // OpenStream starts a map stream for the node and returns it with the
@@ -54,14 +80,14 @@ func (r *Registry) OpenStream(id tailcfg.NodeID) (*Stream, *mapMsg, error) {
 		r.dispatchLocked(r.ix.patch(id, patchOnline, func(n *Node) { n.Online = true }))
 		n = r.ix.node(id)
 	}
-	st := &Stream{r: r, id: id, s: s, gen: s.gen, done: s.done, wentOnline: wentOnline}
+	st := &Stream{r: r, id: id, s: s, gen: s.gen, done: s.done, wentOnline: wentOnline, sent: time.Now()}
 	return st, r.ix.fullMsg(n, r.env), nil
 }
 
-// Next blocks until there is a delta to send, then waits batch for more
-// changes to coalesce and returns the message. It returns nil, nil when
-// the keepalive interval passed with nothing to send.
-func (st *Stream) Next(ctx context.Context, keepAlive, batch time.Duration) (*mapMsg, error) {
+// Next blocks until there is a delta to send, then waits as p says for
+// more changes to coalesce and returns the message. It returns nil, nil
+// when the keepalive interval passed with nothing to send.
+func (st *Stream) Next(ctx context.Context, keepAlive time.Duration, p Pacing) (*mapMsg, error) {
 	t := time.NewTimer(keepAlive)
 	defer t.Stop()
 	for {
@@ -74,9 +100,9 @@ func (st *Stream) Next(ctx context.Context, keepAlive, batch time.Duration) (*ma
 			return nil, nil
 		case <-st.s.wake:
 		}
-		if batch > 0 {
+		if wait := p.wait(st.sent); wait > 0 {
 			select {
-			case <-time.After(batch):
+			case <-time.After(wait):
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			case <-st.done:
@@ -84,6 +110,7 @@ func (st *Stream) Next(ctx context.Context, keepAlive, batch time.Duration) (*ma
 			}
 		}
 		if m, err := st.take(); m != nil || err != nil {
+			st.sent = time.Now()
 			return m, err
 		}
 	}
