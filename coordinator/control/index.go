@@ -199,6 +199,22 @@ func (ix *index) upsert(n *Node) deltas {
 		// Every chunk of its own filter names its addresses.
 		self.full = true
 	}
+	if old != nil {
+		// Visibility is mutual: n's viewers are its peers. Peers it
+		// lost must be removed on its side too, even with a full map:
+		// a client reads an empty Peers as "no change", so a full map
+		// with no peers left carries these removals (see deltaMsg).
+		for id := range oldViewers {
+			if _, still := newViewers[id]; !still {
+				self.addRemoved(id)
+			}
+		}
+		for id := range newViewers {
+			if _, seen := oldViewers[id]; !seen {
+				self.addChanged(id)
+			}
+		}
+	}
 	return out
 }
 
@@ -280,7 +296,13 @@ func (ix *index) fullMsg(n *Node, env *mapEnv) *mapMsg {
 // there is nothing to send.
 func (ix *index) deltaMsg(n *Node, d *delta, env *mapEnv) *mapMsg {
 	if d.full {
-		return ix.fullMsg(n, env)
+		m := ix.fullMsg(n, env)
+		if len(m.peers) == 0 {
+			// The client keeps its peers when Peers is empty; tell it
+			// which are gone.
+			m.resp.PeersRemoved = sortedIDs(d.removed)
+		}
+		return m
 	}
 	resp := &tailcfg.MapResponse{}
 	users := map[int64]bool{}
