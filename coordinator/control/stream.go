@@ -18,11 +18,13 @@ type Stream struct {
 
 	// wentOnline is set when opening this stream brought the node
 	// online; queued is when the changes of the last message taken were
-	// first queued; sent is when the last message was taken. They are
-	// read by the stream's own goroutine only.
+	// first queued; sent is when the last message was taken; burst is
+	// set while changes keep coming (see Pacing). They are read by the
+	// stream's own goroutine only.
 	wentOnline bool
 	queued     time.Time
 	sent       time.Time
+	burst      bool
 }
 
 // Pacing says how long a stream lets changes accumulate before it sends
@@ -30,23 +32,22 @@ type Stream struct {
 type Pacing struct {
 	// Batch is how long a change waits for others to coalesce with.
 	Batch time.Duration
-	// Burst is the least time between two messages of a stream: a change
-	// that comes within Burst of the last message waits until Burst has
-	// passed since it. An isolated change still goes out after Batch,
-	// while a burst of changes (a registration storm) costs each stream
-	// one larger message per Burst instead of one per Batch: the cost of
-	// a message (framing, compression, a write, the lock to build it) is
-	// paid less often.
+	// Burst is the least time between two messages of a stream while
+	// changes keep coming: when another change arrived during the Batch
+	// wait, the message waits until Burst has passed since the last one,
+	// and so do the next ones as long as each change comes within Burst
+	// of the last message. An isolated change (even one right after a
+	// message) still goes out after Batch, while a burst (a
+	// registration storm) costs each stream one larger message per Burst
+	// instead of one per Batch: the cost of a message (building it under
+	// the lock, encoding, compression, a write) is paid less often.
 	Burst time.Duration
 }
 
-// wait returns how long to let changes accumulate, now that one came.
-func (p Pacing) wait(lastSent time.Time) time.Duration {
-	w := p.Batch
-	if !lastSent.IsZero() {
-		w = max(w, time.Until(lastSent.Add(p.Burst)))
-	}
-	return w
+// burstWait is how much longer a message of a burst waits, the last one
+// having been sent at lastSent.
+func (p Pacing) burstWait(lastSent time.Time) time.Duration {
+	return time.Until(lastSent.Add(p.Burst))
 }
 
 // OpenStream starts a map stream for the node and returns it with the
@@ -100,19 +101,39 @@ func (st *Stream) Next(ctx context.Context, keepAlive time.Duration, p Pacing) (
 			return nil, nil
 		case <-st.s.wake:
 		}
-		if wait := p.wait(st.sent); wait > 0 {
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-st.done:
-				return nil, st.endErr()
+		st.burst = st.burst && p.burstWait(st.sent) > 0
+		if err := st.sleep(ctx, p.Batch); err != nil {
+			return nil, err
+		}
+		select {
+		case <-st.s.wake: // more changes came while we waited
+			st.burst = true
+		default:
+		}
+		if st.burst {
+			if err := st.sleep(ctx, p.burstWait(st.sent)); err != nil {
+				return nil, err
 			}
 		}
 		if m, err := st.take(); m != nil || err != nil {
 			st.sent = time.Now()
 			return m, err
 		}
+	}
+}
+
+// sleep waits d (if positive), or until the stream ends.
+func (st *Stream) sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-st.done:
+		return st.endErr()
 	}
 }
 
