@@ -12,9 +12,9 @@ import (
 )
 
 // index is the in-memory, indexed view of all nodes and users. It does no
-// I/O and takes no locks: the Registry owns one and serializes access.
-// Every change method returns the smallest deltas, for only the nodes
-// that can see the changed node, instead of recomputing netmaps.
+// I/O and takes no locks (but enc's): the Registry owns one and serializes
+// access. Every change method returns the smallest deltas, for only the
+// nodes that can see the changed node, instead of recomputing netmaps.
 type index struct {
 	policy  Policy
 	nodes   map[tailcfg.NodeID]*Node
@@ -25,6 +25,8 @@ type index struct {
 	// where visibility crosses owners.
 	agents       map[tailcfg.NodeID]struct{}
 	adminDevices map[tailcfg.NodeID]struct{}
+	// enc caches the peers' JSON; it follows insert and delete.
+	enc *peerCache
 }
 
 func newIndex(p Policy) *index {
@@ -36,6 +38,7 @@ func newIndex(p Policy) *index {
 		users:        map[int64]User{},
 		agents:       map[tailcfg.NodeID]struct{}{},
 		adminDevices: map[tailcfg.NodeID]struct{}{},
+		enc:          newPeerCache(),
 	}
 }
 
@@ -49,8 +52,16 @@ func (ix *index) nodeByKey(k key.NodePublic) *Node {
 	return ix.nodes[id]
 }
 
-// setUser records a user. Users must be known before their nodes.
-func (ix *index) setUser(u User) { ix.users[u.ID] = u }
+// setUser records a user. Users must be known before their nodes. Node
+// names include the owner's username, so a changed user drops the cached
+// encodings (registration sets the unchanged owner again: no drop).
+func (ix *index) setUser(u User) {
+	if old, ok := ix.users[u.ID]; ok && old == u {
+		return
+	}
+	ix.users[u.ID] = u
+	ix.enc.reset()
+}
 
 func (ix *index) canReach(src, dst *Node) bool {
 	return ix.policy.CanReach(src, dst, ix.users[src.Owner].Admin)
@@ -106,6 +117,7 @@ func (ix *index) viewers(n *Node) map[tailcfg.NodeID]bool {
 
 func (ix *index) insert(n *Node) {
 	ix.nodes[n.ID] = n
+	ix.enc.track(n)
 	ix.byKey[n.NodeKey] = n.ID
 	if ix.byOwner[n.Owner] == nil {
 		ix.byOwner[n.Owner] = map[tailcfg.NodeID]struct{}{}
@@ -121,6 +133,7 @@ func (ix *index) insert(n *Node) {
 
 func (ix *index) delete(n *Node) {
 	delete(ix.nodes, n.ID)
+	ix.enc.untrack(n)
 	if ix.byKey[n.NodeKey] == n.ID {
 		delete(ix.byKey, n.NodeKey)
 	}
@@ -186,6 +199,22 @@ func (ix *index) upsert(n *Node) deltas {
 		// Every chunk of its own filter names its addresses.
 		self.full = true
 	}
+	if old != nil {
+		// Visibility is mutual: n's viewers are its peers. Peers it
+		// lost must be removed on its side too, even with a full map:
+		// a client reads an empty Peers as "no change", so a full map
+		// with no peers left carries these removals (see deltaMsg).
+		for id := range oldViewers {
+			if _, still := newViewers[id]; !still {
+				self.addRemoved(id)
+			}
+		}
+		for id := range newViewers {
+			if _, seen := oldViewers[id]; !seen {
+				self.addChanged(id)
+			}
+		}
+	}
 	return out
 }
 
@@ -241,8 +270,8 @@ func (ix *index) patch(id tailcfg.NodeID, fields patchFields, mutate func(*Node)
 	return out
 }
 
-// fullMap builds the complete map response for n.
-func (ix *index) fullMap(n *Node, env *mapEnv) *tailcfg.MapResponse {
+// fullMsg builds the complete map message for n.
+func (ix *index) fullMsg(n *Node, env *mapEnv) *mapMsg {
 	peers := ix.peers(n)
 	resp := &tailcfg.MapResponse{
 		Node:            ix.tailNode(n, n, env),
@@ -251,25 +280,29 @@ func (ix *index) fullMap(n *Node, env *mapEnv) *tailcfg.MapResponse {
 		Domain:          env.domain,
 		CollectServices: "false",
 		PacketFilters:   ix.fullFilter(n),
-		Peers:           make([]*tailcfg.Node, 0, len(peers)),
 		Debug:           &tailcfg.Debug{DisableLogTail: true},
 	}
 	users := map[int64]bool{n.Owner: true}
 	for _, p := range peers {
-		resp.Peers = append(resp.Peers, ix.tailNode(p, n, env))
 		users[p.Owner] = true
 	}
 	resp.UserProfiles = ix.profiles(users)
 	now := env.now()
 	resp.ControlTime = &now
-	return resp
+	return ix.peerMsg(resp, true, peers, n, env)
 }
 
-// deltaMap turns a pending delta into a map response for n; nil when
+// deltaMsg turns a pending delta into a map message for n; nil when
 // there is nothing to send.
-func (ix *index) deltaMap(n *Node, d *delta, env *mapEnv) *tailcfg.MapResponse {
+func (ix *index) deltaMsg(n *Node, d *delta, env *mapEnv) *mapMsg {
 	if d.full {
-		return ix.fullMap(n, env)
+		m := ix.fullMsg(n, env)
+		if len(m.peers) == 0 {
+			// The client keeps its peers when Peers is empty; tell it
+			// which are gone.
+			m.resp.PeersRemoved = sortedIDs(d.removed)
+		}
+		return m
 	}
 	resp := &tailcfg.MapResponse{}
 	users := map[int64]bool{}
@@ -294,13 +327,14 @@ func (ix *index) deltaMap(n *Node, d *delta, env *mapEnv) *tailcfg.MapResponse {
 	for id := range d.removed {
 		removed[id] = true
 	}
+	var changed []*Node
 	for _, id := range sortedIDs(d.changed) {
 		p := ix.nodes[id]
 		if p == nil || !ix.visible(n, p) {
 			removed[id] = true
 			continue
 		}
-		resp.PeersChanged = append(resp.PeersChanged, ix.tailNode(p, n, env))
+		changed = append(changed, p)
 		users[p.Owner] = true
 	}
 	for _, id := range sortedIDs(d.patches) {
@@ -317,11 +351,11 @@ func (ix *index) deltaMap(n *Node, d *delta, env *mapEnv) *tailcfg.MapResponse {
 	if len(users) > 0 {
 		resp.UserProfiles = ix.profiles(users)
 	}
-	if resp.Node == nil && resp.PacketFilters == nil && resp.DNSConfig == nil && len(resp.PeersChanged) == 0 &&
+	if resp.Node == nil && resp.PacketFilters == nil && resp.DNSConfig == nil && len(changed) == 0 &&
 		len(resp.PeersRemoved) == 0 && len(resp.PeersChangedPatch) == 0 {
 		return nil
 	}
-	return resp
+	return ix.peerMsg(resp, false, changed, n, env)
 }
 
 func (ix *index) profiles(users map[int64]bool) []tailcfg.UserProfile {

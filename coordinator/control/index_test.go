@@ -182,7 +182,9 @@ func TestChangeDeltas(t *testing.T) {
 				3: {Filter: true, Removed: ids(2)},
 				4: {Filter: true, Changed: ids(2)},
 				5: {Filter: true, Changed: ids(2)},
-				2: {Self: true, Full: true},
+				// The full map lists the new peers; the lost ones are
+				// for a full map with no peers (see deltaMsg).
+				2: {Self: true, Full: true, Changed: ids(4, 5), Removed: ids(1, 3)},
 			},
 		},
 		{
@@ -312,5 +314,31 @@ func TestFilterChunksTrackFullFilter(t *testing.T) {
 				t.Fatalf("change %d: node %d's filter from deltas differs from its full filter (-full +deltas):\n%s", i, id, diff)
 			}
 		}
+	}
+}
+
+// TestFullMapWithNoPeersRemovesOldOnes: a client reads an empty Peers in
+// a full map as "no change", so a node that moves to an owner with no
+// other node must get its old peers in PeersRemoved.
+func TestFullMapWithNoPeersRemovesOldOnes(t *testing.T) {
+	env := &mapEnv{domain: "devmesh.internal", now: time.Now}
+	ix := fixture(Policy{})
+	ix.setUser(User{ID: 4, Username: "dave"})
+	moved := ix.node(2).clone()
+	moved.Owner = 4
+	d := ix.upsert(moved)[2]
+	if !d.full {
+		t.Fatal("owner change did not send a full map")
+	}
+	m := ix.deltaMsg(ix.node(2), d, env)
+	if resp := decodeMsg(t, m); len(resp.Peers) != 0 || !cmp.Equal(resp.PeersRemoved, []tailcfg.NodeID{1, 3}) {
+		t.Fatalf("full map after the move: peers %v, removed %v; want none, [1 3]", resp.Peers, resp.PeersRemoved)
+	}
+	// Moving back: the full map lists the peers (and nothing else).
+	back := ix.node(2).clone()
+	back.Owner = alice
+	d = ix.upsert(back)[2]
+	if resp := decodeMsg(t, ix.deltaMsg(ix.node(2), d, env)); len(resp.Peers) != 2 || resp.PeersRemoved != nil {
+		t.Fatalf("full map after moving back: %d peers, removed %v", len(resp.Peers), resp.PeersRemoved)
 	}
 }

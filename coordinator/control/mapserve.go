@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -17,7 +16,8 @@ import (
 	"github.com/devmesh/devmesh/coordinator/metrics"
 )
 
-var keepAliveMsg = &tailcfg.MapResponse{KeepAlive: true}
+// keepAliveMsg is the JSON of a keepalive MapResponse.
+var keepAliveMsg = []byte(`{"KeepAlive":true}`)
 
 // serveMap answers POST /machine/map: a streaming long poll, a lite
 // update (OmitPeers, answered with an empty 200), or a one-shot map.
@@ -50,13 +50,18 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request, mk key.Machine
 			w.WriteHeader(http.StatusOK)
 			return
 		}
-		resp, err := s.reg.FullMap(n.ID)
+		m, err := s.reg.FullMap(n.ID)
 		if err != nil {
 			http.Error(w, "node not registered", http.StatusUnauthorized)
 			return
 		}
+		b, err := m.encode()
+		if err != nil {
+			http.Error(w, "encoding the map failed", http.StatusInternalServerError)
+			return
+		}
 		w.WriteHeader(http.StatusOK)
-		if n, err := writeMapMsg(w, resp, compress); err == nil {
+		if n, err := writeMapMsg(w, b, compress); err == nil {
 			s.cfg.Metrics.MapSent(metrics.MapFull, n, time.Time{})
 		}
 		return
@@ -79,33 +84,41 @@ func (s *Server) streamMap(ctx context.Context, w http.ResponseWriter, id tailcf
 	if st.wentOnline {
 		s.log.Debug("node online", "node", id)
 	}
+	b, err := first.encode()
+	if err != nil {
+		http.Error(w, "encoding the map failed", http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
-	n, err := writeMapMsg(w, first, compress)
+	n, err := writeMapMsg(w, b, compress)
 	if err != nil {
 		s.log.Debug("map stream closed", "node", id, "err", err)
 		return
 	}
 	s.cfg.Metrics.MapSent(metrics.MapFull, n, time.Time{})
+	pacing := Pacing{Batch: s.cfg.BatchDelay, Burst: s.cfg.BurstInterval}
 	for {
 		keepAlive := s.cfg.KeepAlive
 		if keepAlive == 0 {
 			keepAlive = 50*time.Second + rand.N(8*time.Second)
 		}
-		resp, err := st.Next(ctx, keepAlive, s.cfg.BatchDelay)
+		m, err := st.Next(ctx, keepAlive, pacing)
 		if err != nil {
 			s.log.Debug("map stream closed", "node", id, "reason", err)
 			return
 		}
-		kind, queued := metrics.MapKeepAlive, time.Time{}
-		if resp == nil {
-			resp = keepAliveMsg
-		} else {
+		kind, queued, b := metrics.MapKeepAlive, time.Time{}, keepAliveMsg
+		if m != nil {
 			now := time.Now()
-			resp.ControlTime = &now
+			m.resp.ControlTime = &now
 			kind, queued = metrics.MapDelta, st.queued
+			if b, err = m.encode(); err != nil {
+				s.log.Warn("map stream: encoding failed", "node", id, "err", err)
+				return
+			}
 		}
-		n, err := writeMapMsg(w, resp, compress)
+		n, err := writeMapMsg(w, b, compress)
 		if err != nil {
 			s.log.Debug("map stream closed", "node", id, "err", err)
 			return
@@ -115,13 +128,9 @@ func (s *Server) streamMap(ctx context.Context, w http.ResponseWriter, id tailcf
 }
 
 // writeMapMsg writes one framed message: a little-endian uint32 length,
-// then the JSON, zstd-compressed when the client asked for it. It
+// then the JSON b, zstd-compressed when the client asked for it. It
 // returns the bytes written.
-func writeMapMsg(w http.ResponseWriter, msg *tailcfg.MapResponse, compress bool) (int, error) {
-	b, err := json.Marshal(msg)
-	if err != nil {
-		return 0, err
-	}
+func writeMapMsg(w http.ResponseWriter, b []byte, compress bool) (int, error) {
 	if compress {
 		b = zstdframe.AppendEncode(nil, b, zstdframe.FastestCompression)
 	}

@@ -204,14 +204,14 @@ func samePeerIdentity(a, b *Node) bool {
 }
 
 // FullMap returns the complete map for the node, or errGone.
-func (r *Registry) FullMap(id tailcfg.NodeID) (*tailcfg.MapResponse, error) {
+func (r *Registry) FullMap(id tailcfg.NodeID) (*mapMsg, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := r.ix.node(id)
 	if n == nil {
 		return nil, errGone
 	}
-	return r.ix.fullMap(n, r.env), nil
+	return r.ix.fullMsg(n, r.env), nil
 }
 
 // FQDN returns n's MagicDNS name.

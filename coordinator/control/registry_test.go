@@ -35,22 +35,22 @@ func TestKeyExpiryIsAnnounced(t *testing.T) {
 	expiring.KeyExpiry = time.Now().Add(150 * time.Millisecond)
 	r.Upsert(viewer)
 	r.Upsert(expiring)
-	st, full, err := r.OpenStream(1)
+	st, first, err := r.OpenStream(1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if full.Peers[0].Expired {
+	if full := decodeMsg(t, first); full.Peers[0].Expired {
 		t.Fatal("peer expired too early")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for {
-		resp, err := st.Next(ctx, time.Second, 0)
+		m, err := st.Next(ctx, time.Second, Pacing{})
 		if err != nil {
 			t.Fatalf("no expiry announcement: %v", err)
 		}
-		if resp != nil && len(resp.PeersChanged) == 1 && resp.PeersChanged[0].Expired {
+		if resp := decodeMsg(t, m); resp != nil && len(resp.PeersChanged) == 1 && resp.PeersChanged[0].Expired {
 			return
 		}
 	}

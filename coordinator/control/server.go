@@ -52,6 +52,10 @@ type Config struct {
 	KeepAlive time.Duration
 	// BatchDelay coalesces bursts of changes per node (default 25ms).
 	BatchDelay time.Duration
+	// BurstInterval is the least time between two delta messages to a
+	// node while changes keep coming (default 100ms; negative: none). An
+	// isolated change still waits only BatchDelay. See Pacing.
+	BurstInterval time.Duration
 	// PendingLogins caps the interactive logins waiting for a user
 	// (zero fields: defaults).
 	PendingLogins PendingLoginLimits
@@ -103,6 +107,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.BatchDelay == 0 {
 		cfg.BatchDelay = 25 * time.Millisecond
+	}
+	if cfg.BurstInterval == 0 {
+		cfg.BurstInterval = 100 * time.Millisecond
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, pending: newPendingLogins(cfg.PendingLogins), conns: map[io.Closer]struct{}{}}
 	s.reg = NewRegistry(RegistryOptions{

@@ -18,14 +18,41 @@ type Stream struct {
 
 	// wentOnline is set when opening this stream brought the node
 	// online; queued is when the changes of the last message taken were
-	// first queued. Both are read by the stream's own goroutine only.
+	// first queued; sent is when the last message was taken; burst is
+	// set while changes keep coming (see Pacing). They are read by the
+	// stream's own goroutine only.
 	wentOnline bool
 	queued     time.Time
+	sent       time.Time
+	burst      bool
+}
+
+// Pacing says how long a stream lets changes accumulate before it sends
+// them.
+type Pacing struct {
+	// Batch is how long a change waits for others to coalesce with.
+	Batch time.Duration
+	// Burst is the least time between two messages of a stream while
+	// changes keep coming: when another change arrived during the Batch
+	// wait, the message waits until Burst has passed since the last one,
+	// and so do the next ones as long as each change comes within Burst
+	// of the last message. An isolated change (even one right after a
+	// message) still goes out after Batch, while a burst (a
+	// registration storm) costs each stream one larger message per Burst
+	// instead of one per Batch: the cost of a message (building it under
+	// the lock, encoding, compression, a write) is paid less often.
+	Burst time.Duration
+}
+
+// burstWait is how much longer a message of a burst waits, the last one
+// having been sent at lastSent.
+func (p Pacing) burstWait(lastSent time.Time) time.Duration {
+	return time.Until(lastSent.Add(p.Burst))
 }
 
 // OpenStream starts a map stream for the node and returns it with the
 // full first map. It marks the node online.
-func (r *Registry) OpenStream(id tailcfg.NodeID) (*Stream, *tailcfg.MapResponse, error) {
+func (r *Registry) OpenStream(id tailcfg.NodeID) (*Stream, *mapMsg, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -54,14 +81,14 @@ func (r *Registry) OpenStream(id tailcfg.NodeID) (*Stream, *tailcfg.MapResponse,
 		r.dispatchLocked(r.ix.patch(id, patchOnline, func(n *Node) { n.Online = true }))
 		n = r.ix.node(id)
 	}
-	st := &Stream{r: r, id: id, s: s, gen: s.gen, done: s.done, wentOnline: wentOnline}
-	return st, r.ix.fullMap(n, r.env), nil
+	st := &Stream{r: r, id: id, s: s, gen: s.gen, done: s.done, wentOnline: wentOnline, sent: time.Now()}
+	return st, r.ix.fullMsg(n, r.env), nil
 }
 
-// Next blocks until there is a delta to send, then waits batch for more
-// changes to coalesce and returns the message. It returns nil, nil when
-// the keepalive interval passed with nothing to send.
-func (st *Stream) Next(ctx context.Context, keepAlive, batch time.Duration) (*tailcfg.MapResponse, error) {
+// Next blocks until there is a delta to send, then waits as p says for
+// more changes to coalesce and returns the message. It returns nil, nil
+// when the keepalive interval passed with nothing to send.
+func (st *Stream) Next(ctx context.Context, keepAlive time.Duration, p Pacing) (*mapMsg, error) {
 	t := time.NewTimer(keepAlive)
 	defer t.Stop()
 	for {
@@ -74,18 +101,39 @@ func (st *Stream) Next(ctx context.Context, keepAlive, batch time.Duration) (*ta
 			return nil, nil
 		case <-st.s.wake:
 		}
-		if batch > 0 {
-			select {
-			case <-time.After(batch):
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-st.done:
-				return nil, st.endErr()
+		st.burst = st.burst && p.burstWait(st.sent) > 0
+		if err := st.sleep(ctx, p.Batch); err != nil {
+			return nil, err
+		}
+		select {
+		case <-st.s.wake: // more changes came while we waited
+			st.burst = true
+		default:
+		}
+		if st.burst {
+			if err := st.sleep(ctx, p.burstWait(st.sent)); err != nil {
+				return nil, err
 			}
 		}
-		if resp, err := st.take(); resp != nil || err != nil {
-			return resp, err
+		if m, err := st.take(); m != nil || err != nil {
+			st.sent = time.Now()
+			return m, err
 		}
+	}
+}
+
+// sleep waits d (if positive), or until the stream ends.
+func (st *Stream) sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-st.done:
+		return st.endErr()
 	}
 }
 
@@ -100,7 +148,7 @@ func (st *Stream) endErr() error {
 
 // take builds the message for the pending delta, if this stream is still
 // the current one.
-func (st *Stream) take() (*tailcfg.MapResponse, error) {
+func (st *Stream) take() (*mapMsg, error) {
 	r := st.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -117,7 +165,7 @@ func (st *Stream) take() (*tailcfg.MapResponse, error) {
 		return nil, nil
 	}
 	st.queued = st.s.queued
-	return r.ix.deltaMap(n, d, r.env), nil
+	return r.ix.deltaMsg(n, d, r.env), nil
 }
 
 // Close ends the stream. When a node's last stream has been closed for

@@ -240,7 +240,9 @@ func benchControl(ctx context.Context, o options, r *report, n int) error {
 		return fmt.Errorf("devmesh: %w", d.err)
 	}
 	var ref *loadResult
-	if n <= 1000 {
+	if o.noRef {
+		r.note(fmt.Sprintf("N=%d: reference skipped (-no-ref)", n))
+	} else if n <= 1000 {
 		fmt.Fprintf(os.Stderr, "control plane, N=%d: tailscale testcontrol (reference)\n", n)
 		rs, err := startRef()
 		if err != nil {

@@ -34,6 +34,9 @@ type options struct {
 	// only, if not empty, names the row groups to run (control, ssh,
 	// speed, provision); the docs page is then left alone.
 	only map[string]bool
+	// noRef skips tailscale's test control server in the control-plane
+	// rows (it is quadratic and slow; for quick iterations).
+	noRef bool
 }
 
 // wants reports whether the row group runs.
@@ -58,6 +61,7 @@ func main() {
 	flag.BoolVar(&o.short, "short", os.Getenv("BENCH_SHORT") != "", "small sizes, for CI (also $BENCH_SHORT)")
 	flag.StringVar(&o.profile, "profile", os.Getenv("BENCH_PROFILE"), "save CPU and heap profiles of the coordinator under the control-plane loads in this directory (also $BENCH_PROFILE)")
 	flag.StringVar(&o.rows, "rows", "all", "what to measure: all, control (the control plane) or workspace (ssh, tunnel, provisioning)")
+	flag.BoolVar(&o.noRef, "no-ref", false, "control plane: measure devmesh only, without tailscale's test control server as the baseline")
 	nodes := flag.String("nodes", "", "control-plane sizes, comma-separated (default 200,1000,5000; 100 when short)")
 	only := flag.String("only", "", "comma-separated row groups to run: control, ssh, speed, provision (default all)")
 	flag.Parse()
