@@ -32,7 +32,7 @@ type peerKey struct {
 
 func (ix *index) peerKey(p, viewer *Node, env *mapEnv) peerKey {
 	var v peerVariant
-	if viewer.Cap < 111 && p.HomeDERP != 0 {
+	if wantsLegacyDERP(p, viewer) {
 		v |= variantLegacyDERP
 	}
 	if p.Expired(env.now()) {

@@ -35,7 +35,7 @@ func (ix *index) tailNode(n, viewer *Node, env *mapEnv) *tailcfg.Node {
 	} else {
 		tn.Hostinfo = (&tailcfg.Hostinfo{Hostname: n.Hostname}).View()
 	}
-	if viewer.Cap < 111 && n.HomeDERP != 0 {
+	if wantsLegacyDERP(n, viewer) {
 		// Clients before capability 111 read the home region from the
 		// legacy magic "DERP" endpoint string.
 		tn.LegacyDERPString = fmt.Sprintf("127.3.3.40:%d", n.HomeDERP)
@@ -59,3 +59,9 @@ func (ix *index) fqdn(n *Node, env *mapEnv) string {
 	}
 	return strings.ToLower(n.GivenName + "." + owner + "." + env.domain)
 }
+
+// wantsLegacyDERP reports whether viewer reads n's home region from the
+// legacy magic "DERP" endpoint string (clients before capability 111).
+// The peer cache keys its encodings on it, so tailNode and peerKey must
+// agree: both call this.
+func wantsLegacyDERP(n, viewer *Node) bool { return viewer.Cap < 111 && n.HomeDERP != 0 }
