@@ -69,7 +69,8 @@ type sim struct {
 	c     *tsp.Client
 	node  key.NodePrivate
 	disco key.DiscoPublic
-	ms    *tsp.MapSession
+	ms    *tsp.MapSession // a lite session: its Noise connection carries requests
+	st    *mapStream
 
 	mu    sync.Mutex
 	peers map[tailcfg.NodeID]bool
@@ -82,7 +83,7 @@ type sim struct {
 // tell which change a delta carries without any shared state.
 func roundPort(r int) uint16 { return uint16(20000 + r) }
 
-func (s *sim) observe(resp *tailcfg.MapResponse, now time.Time) {
+func (s *sim) observe(resp *lightResponse, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	note := func(eps []netip.AddrPort) {
@@ -166,6 +167,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			if s == nil {
 				continue
 			}
+			if s.st != nil {
+				s.st.close()
+			}
 			if s.ms != nil {
 				s.ms.Close()
 			}
@@ -176,6 +180,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	sample("idle")
 	var registered atomic.Int64
+	var lastMsg atomic.Int64 // unix nanoseconds of the last message any node read
 	start := time.Now()
 	// Not errgroup.WithContext: its context ends when Wait returns, and
 	// the map streams must outlive the registration phase.
@@ -189,22 +194,23 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				return fmt.Errorf("node %d: %w", i, err)
 			}
 			sims[i] = s
-			first, err := s.ms.Next()
-			if err != nil {
+			var resp lightResponse
+			if err := s.st.next(&resp); err != nil {
 				return fmt.Errorf("node %d: first map: %w", i, err)
 			}
 			now := time.Now()
 			firstMap[i], doneAt[i] = now.Sub(t0), now
-			s.observe(first, now)
+			s.observe(&resp, now)
 			readers.Add(1)
 			go func() {
 				defer readers.Done()
 				for {
-					resp, err := s.ms.Next()
-					if err != nil {
+					if err := s.st.next(&resp); err != nil {
 						return
 					}
-					s.observe(resp, time.Now())
+					now := time.Now()
+					lastMsg.Store(now.UnixNano())
+					s.observe(&resp, now)
 				}
 			}()
 			if n := registered.Add(1); n%500 == 0 {
@@ -260,6 +266,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.FullMeshTime = time.Since(start)
 	}
 	logf("meshed: %d of %d nodes see every peer", cfg.Nodes-res.MeshIncomplete, cfg.Nodes)
+	// Time changes on a settled mesh: the registrations' last messages
+	// (online and endpoint patches) may still be on their way.
+	for settle := time.Now().Add(10 * time.Second); time.Now().Before(settle); time.Sleep(50 * time.Millisecond) {
+		if time.Since(time.Unix(0, lastMsg.Load())) > 500*time.Millisecond {
+			break
+		}
+	}
 	sample("meshed")
 
 	var lat []time.Duration
@@ -355,8 +368,17 @@ func register(ctx context.Context, cfg Config, i int) (*sim, error) {
 		c.Close()
 		return nil, fmt.Errorf("register: %w", err)
 	}
-	s.ms, err = c.Map(ctx, tsp.MapOpts{NodeKey: s.node, Stream: true, Hostinfo: hostinfo(i)})
+	// A lite map request opens the Noise connection the stream and the
+	// updates then share (tsp exports its round trip on a map session).
+	s.ms, err = c.Map(ctx, tsp.MapOpts{NodeKey: s.node, OmitPeers: true, Hostinfo: hostinfo(i)})
 	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("map: %w", err)
+	}
+	s.st, err = openMapStream(ctx, s.ms.NoiseRoundTrip, tailcfg.MapRequest{
+		Version: tailcfg.CurrentCapabilityVersion, NodeKey: s.node.Public(), DiscoKey: s.disco, Hostinfo: hostinfo(i)})
+	if err != nil {
+		s.ms.Close()
 		c.Close()
 		return nil, fmt.Errorf("map: %w", err)
 	}
@@ -372,6 +394,7 @@ func register(ctx context.Context, cfg Config, i int) (*sim, error) {
 		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 	}
 	if err := err2; err != nil {
+		s.st.close()
 		s.ms.Close()
 		c.Close()
 		return nil, fmt.Errorf("endpoints: %w", err)

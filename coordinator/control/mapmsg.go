@@ -1,10 +1,14 @@
 package control
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"hash/maphash"
+	"slices"
 	"sync"
 
 	"tailscale.com/tailcfg"
+	"tailscale.com/util/zstdframe"
 )
 
 // A change to one node goes to every node that sees it, and the peer's
@@ -60,11 +64,22 @@ type mapMsg struct {
 	epoch uint64 // the cache epoch the peers were looked up in
 }
 
-// encode returns the message's JSON. It encodes the peers that missed the
-// cache (and caches them), marshals the rest of the response and splices
-// the peers in. JSON object key order is free, so the result decodes to
-// the same MapResponse as json.Marshal of the whole.
+// encode returns the message's JSON: the response with the peers
+// spliced in. JSON object key order is free, so it decodes to the same
+// MapResponse as json.Marshal of the whole.
 func (m *mapMsg) encode() ([]byte, error) {
+	head, err := m.head()
+	if err != nil || len(m.peers) == 0 {
+		return head, err
+	}
+	return m.appendPeers(head), nil
+}
+
+// head encodes the peers that missed the cache (and caches them) and
+// the rest of the response. With peers, it returns the JSON up to the
+// peer list (`{...,"PeersChanged":[`, which appendPeers completes);
+// without, the whole message.
+func (m *mapMsg) head() ([]byte, error) {
 	var fresh []peerJSON
 	for i := range m.peers {
 		p := &m.peers[i]
@@ -91,23 +106,202 @@ func (m *mapMsg) encode() ([]byte, error) {
 	if m.full {
 		field = `"Peers":[`
 	}
-	size := len(b) + len(field) + 2 + len(m.peers)
+	b = b[:len(b)-1] // without the closing brace
+	if len(b) > 1 {
+		b = append(b, ',')
+	}
+	return append(b, field...), nil
+}
+
+// appendPeers appends the peer list and the closing brackets.
+func (m *mapMsg) appendPeers(b []byte) []byte {
+	size := len(b) + 2 + len(m.peers)
 	for _, p := range m.peers {
 		size += len(p.enc)
 	}
-	out := make([]byte, 0, size)
-	out = append(out, b[:len(b)-1]...) // without the closing brace
-	if len(b) > 2 {
-		out = append(out, ',')
-	}
-	out = append(out, field...)
+	b = slices.Grow(b, size-len(b))
 	for i, p := range m.peers {
 		if i > 0 {
-			out = append(out, ',')
+			b = append(b, ',')
 		}
-		out = append(out, p.enc...)
+		b = append(b, p.enc...)
 	}
-	return append(out, "]}"...), nil
+	return append(b, "]}"...)
+}
+
+// wire returns the message as it goes on the stream: a little-endian
+// uint32 length, then the JSON, as zstd frames when compress is set.
+//
+// Compression is most of the cost of a message, and during a burst of
+// registrations every stream carries the same new peers. So the peer
+// list of a delta is compressed once, in a frame of its own shared by
+// every message with the same peers (see sharedFrames), and the rest,
+// which differs per viewer (its packet filter, ControlTime) but is small,
+// goes in a stored (uncompressed) frame. A client decodes concatenated
+// zstd frames as one payload (RFC 8878 section 3.1; tailscaled and
+// tsp both do).
+func (m *mapMsg) wire(compress bool) ([]byte, error) {
+	head, err := m.head()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 4, 4+len(head)+64)
+	switch {
+	case !compress:
+		out = append(out, head...)
+		if len(m.peers) > 0 {
+			out = m.appendPeers(out)
+		}
+	case len(m.peers) == 0 || m.full:
+		// A full map's peers are its own (nobody else's list is the
+		// same); compressing it whole compresses best.
+		if len(m.peers) > 0 {
+			head = m.appendPeers(head)
+		}
+		out = appendSmallFrame(out, head)
+	default:
+		out = appendSmallFrame(out, head)
+		out = append(out, m.cache.frames.get(m.epoch, m.peers)...)
+	}
+	binary.LittleEndian.PutUint32(out, uint32(len(out)-4))
+	return out, nil
+}
+
+// storedFrameMax is the largest JSON sent in a stored zstd frame rather
+// than compressed: below it, compression costs more CPU than the bytes
+// it saves are worth on any link a client has.
+const storedFrameMax = 4 << 10
+
+// appendSmallFrame appends b as one zstd frame: stored when small,
+// compressed otherwise.
+func appendSmallFrame(dst, b []byte) []byte {
+	if len(b) <= storedFrameMax {
+		return appendStoredFrame(dst, b)
+	}
+	return zstdframe.AppendEncode(dst, b, zstdframe.FastestCompression)
+}
+
+// appendStoredFrame appends b as a zstd frame of raw (stored) blocks
+// (RFC 8878): the magic number, a single-segment frame header with a
+// 4-byte content size, and blocks of at most 128 KiB.
+func appendStoredFrame(dst, b []byte) []byte {
+	const maxBlock = 128 << 10
+	dst = binary.LittleEndian.AppendUint32(dst, 0xFD2FB528)
+	// Frame_Header_Descriptor: Frame_Content_Size_flag 2 (4 bytes),
+	// Single_Segment_flag set; no checksum, no dictionary.
+	dst = append(dst, 0b1010_0000)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b)))
+	for {
+		n := min(len(b), maxBlock)
+		last := n == len(b)
+		// Block_Header: Last_Block, Block_Type 0 (raw), Block_Size.
+		h := uint32(n) << 3
+		if last {
+			h |= 1
+		}
+		dst = append(dst, byte(h), byte(h>>8), byte(h>>16))
+		dst = append(dst, b[:n]...)
+		if b = b[n:]; last {
+			return dst
+		}
+	}
+}
+
+// sharedFrames holds the compressed peer lists of recent delta
+// messages, so that the streams that carry the same peers (the same
+// node versions, rendered alike) compress them once. A list is
+// compressed by the first stream that needs it while the others wait
+// for it, and the newest maxSharedFrames lists are kept. Entries hold
+// their nodes, so a version's address is never reused while it is a key.
+type sharedFrames struct {
+	mu     sync.Mutex
+	seed   maphash.Seed
+	byHash map[uint64]*sharedFrame
+	ring   [maxSharedFrames]uint64 // insertion order, to evict the oldest
+	next   int
+}
+
+const (
+	maxSharedFrames = 256
+	// maxSharedPeers bounds the lists kept: a larger one is not a
+	// burst's common change but a (rare) reconnect, not worth the memory.
+	maxSharedPeers = 512
+)
+
+type sharedFrame struct {
+	epoch uint64
+	keys  []peerKey
+	once  sync.Once
+	frame []byte // the peer list, `p1,p2,...]}`, as a zstd frame
+}
+
+func newSharedFrames() *sharedFrames {
+	return &sharedFrames{seed: maphash.MakeSeed(), byHash: map[uint64]*sharedFrame{}}
+}
+
+// get returns the zstd frame of the peer list of ps (encoded, looked up
+// in epoch) followed by the message's closing brackets.
+func (f *sharedFrames) get(epoch uint64, ps []peerJSON) []byte {
+	compress := func() []byte {
+		var b []byte
+		for i, p := range ps {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, p.enc...)
+		}
+		return zstdframe.AppendEncode(nil, append(b, "]}"...), zstdframe.FastestCompression)
+	}
+	if len(ps) > maxSharedPeers {
+		return compress()
+	}
+	e := f.entry(epoch, ps)
+	if e == nil {
+		return compress()
+	}
+	e.once.Do(func() { e.frame = compress() })
+	return e.frame
+}
+
+// entry finds or makes the entry for the list; nil on a hash collision
+// with another list.
+func (f *sharedFrames) entry(epoch uint64, ps []peerJSON) *sharedFrame {
+	var h maphash.Hash
+	h.SetSeed(f.seed)
+	maphash.WriteComparable(&h, epoch)
+	for _, p := range ps {
+		maphash.WriteComparable(&h, p.key)
+	}
+	sum := h.Sum64()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e := f.byHash[sum]; e != nil {
+		if e.epoch != epoch || len(e.keys) != len(ps) {
+			return nil
+		}
+		for i := range ps {
+			if e.keys[i] != ps[i].key {
+				return nil
+			}
+		}
+		return e
+	}
+	e := &sharedFrame{epoch: epoch, keys: make([]peerKey, len(ps))}
+	for i := range ps {
+		e.keys[i] = ps[i].key
+	}
+	delete(f.byHash, f.ring[f.next])
+	f.ring[f.next] = sum
+	f.next = (f.next + 1) % maxSharedFrames
+	f.byHash[sum] = e
+	return e
+}
+
+// reset forgets every entry (the cache's encodings were reset).
+func (f *sharedFrames) reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.byHash)
 }
 
 // peerCache holds the JSON encodings of the live node versions. Entries
@@ -122,6 +316,8 @@ type peerCache struct {
 	// on); encodings rendered in an older epoch are not stored.
 	epoch uint64
 	nodes map[tailcfg.NodeID]*peerEntry
+	// frames shares compressed peer lists among streams.
+	frames *sharedFrames
 }
 
 type peerEntry struct {
@@ -130,7 +326,7 @@ type peerEntry struct {
 }
 
 func newPeerCache() *peerCache {
-	return &peerCache{nodes: map[tailcfg.NodeID]*peerEntry{}}
+	return &peerCache{nodes: map[tailcfg.NodeID]*peerEntry{}, frames: newSharedFrames()}
 }
 
 // track starts an (empty) entry for a version the index inserted.
@@ -157,6 +353,7 @@ func (c *peerCache) reset() {
 	for _, e := range c.nodes {
 		e.enc = [numVariants][]byte{}
 	}
+	c.frames.reset()
 }
 
 // lookup fills in the cached encodings of ps and returns the epoch to

@@ -207,8 +207,21 @@ func TestPacingBurstWait(t *testing.T) {
 	if w := p.burstWait(time.Now().Add(-time.Second)); w > 0 {
 		t.Errorf("a burst long after the last message waits %v more", w)
 	}
-	if w := p.burstWait(time.Now()); w < 90*time.Millisecond || w > p.Burst {
-		t.Errorf("a burst right after a message waits %v more, want about %v", w, p.Burst)
+	if w := p.burstWait(time.Now()); w < 90*time.Millisecond || w > 2*p.Burst {
+		t.Errorf("a burst right after a message waits %v more, want %v to %v", w, p.Burst, 2*p.Burst)
+	}
+	// Streams whose last messages went out at different times send the
+	// next one at the same tick, a multiple of Burst.
+	base := time.Now().Truncate(p.Burst).Add(p.Burst)
+	for _, sent := range []time.Duration{0, 10 * time.Millisecond, 99 * time.Millisecond} {
+		w := p.burstWait(base.Add(sent - p.Burst))
+		at := time.Now().Add(w)
+		if off := at.Sub(at.Round(p.Burst)).Abs(); off > 5*time.Millisecond {
+			t.Errorf("sent %v after a tick, the next message is due %v off a tick", sent, off)
+		}
+		if at.Before(base.Add(sent)) {
+			t.Errorf("sent %v after a tick, the next message is due before Burst passed", sent)
+		}
 	}
 	if w := (Pacing{Batch: p.Batch, Burst: -1}).burstWait(time.Now()); w > 0 {
 		t.Errorf("without a burst interval a burst waits %v more", w)

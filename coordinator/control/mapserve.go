@@ -11,13 +11,28 @@ import (
 
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
-	"tailscale.com/util/zstdframe"
 
 	"github.com/devmesh/devmesh/coordinator/metrics"
 )
 
-// keepAliveMsg is the JSON of a keepalive MapResponse.
-var keepAliveMsg = []byte(`{"KeepAlive":true}`)
+// keepAlive is a keepalive MapResponse as it goes on the wire,
+// uncompressed and compressed.
+var keepAlive = func() (wire [2][]byte) {
+	msg := []byte(`{"KeepAlive":true}`)
+	wire[0] = binary.LittleEndian.AppendUint32(nil, uint32(len(msg)))
+	wire[0] = append(wire[0], msg...)
+	z := appendStoredFrame(nil, msg)
+	wire[1] = binary.LittleEndian.AppendUint32(nil, uint32(len(z)))
+	wire[1] = append(wire[1], z...)
+	return wire
+}()
+
+func keepAliveWire(compress bool) []byte {
+	if compress {
+		return keepAlive[1]
+	}
+	return keepAlive[0]
+}
 
 // serveMap answers POST /machine/map: a streaming long poll, a lite
 // update (OmitPeers, answered with an empty 200), or a one-shot map.
@@ -55,13 +70,13 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request, mk key.Machine
 			http.Error(w, "node not registered", http.StatusUnauthorized)
 			return
 		}
-		b, err := m.encode()
+		b, err := m.wire(compress)
 		if err != nil {
 			http.Error(w, "encoding the map failed", http.StatusInternalServerError)
 			return
 		}
 		w.WriteHeader(http.StatusOK)
-		if n, err := writeMapMsg(w, b, compress); err == nil {
+		if n, err := writeMapMsg(w, b); err == nil {
 			s.cfg.Metrics.MapSent(metrics.MapFull, n, time.Time{})
 		}
 		return
@@ -84,14 +99,14 @@ func (s *Server) streamMap(ctx context.Context, w http.ResponseWriter, id tailcf
 	if st.wentOnline {
 		s.log.Debug("node online", "node", id)
 	}
-	b, err := first.encode()
+	b, err := first.wire(compress)
 	if err != nil {
 		http.Error(w, "encoding the map failed", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
-	n, err := writeMapMsg(w, b, compress)
+	n, err := writeMapMsg(w, b)
 	if err != nil {
 		s.log.Debug("map stream closed", "node", id, "err", err)
 		return
@@ -108,17 +123,17 @@ func (s *Server) streamMap(ctx context.Context, w http.ResponseWriter, id tailcf
 			s.log.Debug("map stream closed", "node", id, "reason", err)
 			return
 		}
-		kind, queued, b := metrics.MapKeepAlive, time.Time{}, keepAliveMsg
+		kind, queued, b := metrics.MapKeepAlive, time.Time{}, keepAliveWire(compress)
 		if m != nil {
 			now := time.Now()
 			m.resp.ControlTime = &now
 			kind, queued = metrics.MapDelta, st.queued
-			if b, err = m.encode(); err != nil {
+			if b, err = m.wire(compress); err != nil {
 				s.log.Warn("map stream: encoding failed", "node", id, "err", err)
 				return
 			}
 		}
-		n, err := writeMapMsg(w, b, compress)
+		n, err := writeMapMsg(w, b)
 		if err != nil {
 			s.log.Debug("map stream closed", "node", id, "err", err)
 			return
@@ -127,15 +142,10 @@ func (s *Server) streamMap(ctx context.Context, w http.ResponseWriter, id tailcf
 	}
 }
 
-// writeMapMsg writes one framed message: a little-endian uint32 length,
-// then the JSON b, zstd-compressed when the client asked for it. It
+// writeMapMsg writes and flushes one message as mapMsg.wire made it. It
 // returns the bytes written.
-func writeMapMsg(w http.ResponseWriter, b []byte, compress bool) (int, error) {
-	if compress {
-		b = zstdframe.AppendEncode(nil, b, zstdframe.FastestCompression)
-	}
-	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))
-	n, err := w.Write(append(frame, b...))
+func writeMapMsg(w http.ResponseWriter, wire []byte) (int, error) {
+	n, err := w.Write(wire)
 	if err != nil {
 		return n, err
 	}

@@ -18,13 +18,11 @@ type Stream struct {
 
 	// wentOnline is set when opening this stream brought the node
 	// online; queued is when the changes of the last message taken were
-	// first queued; sent is when the last message was taken; burst is
-	// set while changes keep coming (see Pacing). They are read by the
-	// stream's own goroutine only.
+	// first queued; sent is when the last message was taken. They are
+	// read by the stream's own goroutine only.
 	wentOnline bool
 	queued     time.Time
 	sent       time.Time
-	burst      bool
 }
 
 // Pacing says how long a stream lets changes accumulate before it sends
@@ -32,12 +30,11 @@ type Stream struct {
 type Pacing struct {
 	// Batch is how long a change waits for others to coalesce with.
 	Batch time.Duration
-	// Burst is the least time between two messages of a stream while
-	// changes keep coming: when another change arrived during the Batch
-	// wait, the message waits until Burst has passed since the last one,
-	// and so do the next ones as long as each change comes within Burst
-	// of the last message. An isolated change (even one right after a
-	// message) still goes out after Batch, while a burst (a
+	// Burst is the least time between two messages of a stream during
+	// a burst: when another change arrived during the Batch wait, the
+	// message waits until Burst has passed since the last one (rounded
+	// up to a tick, see burstWait). An isolated change (even one right
+	// after a message) still goes out after Batch, while a burst (a
 	// registration storm) costs each stream one larger message per Burst
 	// instead of one per Batch: the cost of a message (building it under
 	// the lock, encoding, compression, a write) is paid less often.
@@ -45,9 +42,19 @@ type Pacing struct {
 }
 
 // burstWait is how much longer a message of a burst waits, the last one
-// having been sent at lastSent.
+// having been sent at lastSent: until Burst has passed, rounded up to a
+// multiple of Burst on the clock. Every stream in a burst then takes its
+// message at the same ticks, so they carry the same changes and share
+// the compressed peer list (see sharedFrames).
 func (p Pacing) burstWait(lastSent time.Time) time.Duration {
-	return time.Until(lastSent.Add(p.Burst))
+	if p.Burst <= 0 {
+		return 0
+	}
+	at := lastSent.Add(p.Burst)
+	if tick := at.Truncate(p.Burst); tick.Before(at) {
+		at = tick.Add(p.Burst)
+	}
+	return time.Until(at)
 }
 
 // OpenStream starts a map stream for the node and returns it with the
@@ -101,19 +108,15 @@ func (st *Stream) Next(ctx context.Context, keepAlive time.Duration, p Pacing) (
 			return nil, nil
 		case <-st.s.wake:
 		}
-		st.burst = st.burst && p.burstWait(st.sent) > 0
 		if err := st.sleep(ctx, p.Batch); err != nil {
 			return nil, err
 		}
 		select {
-		case <-st.s.wake: // more changes came while we waited
-			st.burst = true
-		default:
-		}
-		if st.burst {
+		case <-st.s.wake: // more changes came while we waited: a burst
 			if err := st.sleep(ctx, p.burstWait(st.sent)); err != nil {
 				return nil, err
 			}
+		default:
 		}
 		if m, err := st.take(); m != nil || err != nil {
 			st.sent = time.Now()

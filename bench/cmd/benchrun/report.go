@@ -90,7 +90,8 @@ func (r *report) controlRows(n int, d loadResult, ref *loadResult) {
 		refMissing = fmt.Sprint(ref.Missing)
 	}
 	row("control: endpoint change to every peer, p99", "ms", "lower", func(l loadResult) float64 { return ms(l.FanoutP99) },
-		fmt.Sprintf("missing deliveries: devmesh %d, reference %s", d.Missing, refMissing))
+		fmt.Sprintf("devmesh p50 %.1f ms, max %.1f ms; missing deliveries: devmesh %d, reference %s",
+			ms(d.FanoutP50), ms(d.FanoutMax), d.Missing, refMissing))
 	row("control: CPU per endpoint change", "µs", "lower", func(l loadResult) float64 { return us(l.cpuPerChange) }, "")
 	row("control: server RSS", "MiB", "lower", func(l loadResult) float64 { return float64(l.rss) / (1 << 20) }, "")
 }
