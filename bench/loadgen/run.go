@@ -36,6 +36,11 @@ type Config struct {
 	Rounds int
 	// DeliveryTimeout bounds the wait for one change to reach every peer.
 	DeliveryTimeout time.Duration
+	// RoundGap is the pause after a change has reached every peer
+	// before the next one (default 250ms), so that each is timed as the
+	// isolated change it stands for: a server may hold a change that
+	// follows another closely, to send both in one message.
+	RoundGap time.Duration
 	// Sample, if set, is called between phases so the caller can read the
 	// server's CPU time and memory (see ProcStat).
 	Sample func(phase string)
@@ -143,6 +148,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if cfg.DeliveryTimeout <= 0 {
 		cfg.DeliveryTimeout = 30 * time.Second
+	}
+	if cfg.RoundGap <= 0 {
+		cfg.RoundGap = 250 * time.Millisecond
 	}
 	sample := func(p string) {
 		if cfg.Sample != nil {
@@ -277,6 +285,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	var lat []time.Duration
 	for r := 0; r < cfg.Rounds; r++ {
+		if r > 0 {
+			time.Sleep(cfg.RoundGap)
+		}
 		changer := sims[(r*7919)%len(sims)]
 		ep := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), roundPort(r))
 		t0 := time.Now()

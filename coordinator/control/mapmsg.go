@@ -96,11 +96,31 @@ func (m *mapMsg) head() ([]byte, error) {
 	if len(fresh) > 0 {
 		m.cache.store(m.epoch, fresh)
 	}
-	b, err := json.Marshal(m.resp)
-	if err != nil || len(m.peers) == 0 {
+	resp := m.resp
+	if len(resp.PacketFilters) > 0 {
+		r := *resp
+		r.PacketFilters = nil // spliced in by appendFilters
+		resp = &r
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return nil, err
+	}
+	if resp != m.resp {
+		b = b[:len(b)-1] // without the closing brace
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, `"PacketFilters":`...)
+		if b, err = appendFilters(b, m.resp.PacketFilters); err != nil {
+			return nil, err
+		}
+		b = append(b, '}')
+	}
+	if len(m.peers) == 0 {
 		// No peers: the field is omitted, as json.Marshal omits an
 		// empty Peers (the client treats both alike).
-		return b, err
+		return b, nil
 	}
 	field := `"PeersChanged":[`
 	if m.full {

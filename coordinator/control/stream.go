@@ -30,14 +30,15 @@ type Stream struct {
 type Pacing struct {
 	// Batch is how long a change waits for others to coalesce with.
 	Batch time.Duration
-	// Burst is the least time between two messages of a stream during
-	// a burst: when another change arrived during the Batch wait, the
-	// message waits until Burst has passed since the last one (rounded
-	// up to a tick, see burstWait). An isolated change (even one right
-	// after a message) still goes out after Batch, while a burst (a
-	// registration storm) costs each stream one larger message per Burst
-	// instead of one per Batch: the cost of a message (building it under
-	// the lock, encoding, compression, a write) is paid less often.
+	// Burst is the least time between two messages of a busy stream: a
+	// change that comes within Burst of the stream's last message waits
+	// until Burst has passed (rounded up to a tick, see burstWait), and
+	// takes every change that came meanwhile with it. An isolated change
+	// goes out after Batch. So a burst (a registration storm) costs each
+	// stream one larger message per Burst instead of one per change: the
+	// cost of a message (building it under the lock, encoding, a write)
+	// is paid less often, and the busier the server, the more each
+	// message carries.
 	Burst time.Duration
 }
 
@@ -108,15 +109,8 @@ func (st *Stream) Next(ctx context.Context, keepAlive time.Duration, p Pacing) (
 			return nil, nil
 		case <-st.s.wake:
 		}
-		if err := st.sleep(ctx, p.Batch); err != nil {
+		if err := st.sleep(ctx, max(p.Batch, p.burstWait(st.sent))); err != nil {
 			return nil, err
-		}
-		select {
-		case <-st.s.wake: // more changes came while we waited: a burst
-			if err := st.sleep(ctx, p.burstWait(st.sent)); err != nil {
-				return nil, err
-			}
-		default:
 		}
 		if m, err := st.take(); m != nil || err != nil {
 			st.sent = time.Now()
