@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+
+	"github.com/devmesh/devmesh/internal/bulkcopy"
 )
 
 // closeWriter is a connection that can send EOF and keep reading.
@@ -18,7 +20,7 @@ func Proxy(ctx context.Context, conn net.Conn, r io.Reader, w io.Writer) error {
 	defer conn.Close()
 	up := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(conn, r)
+		_, err := bulkcopy.Copy(conn, r)
 		if cw, ok := conn.(closeWriter); ok && err == nil {
 			cw.CloseWrite()
 		}
@@ -26,7 +28,7 @@ func Proxy(ctx context.Context, conn net.Conn, r io.Reader, w io.Writer) error {
 	}()
 	down := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(w, conn)
+		_, err := bulkcopy.Copy(w, conn)
 		down <- err
 	}()
 	for {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/devmesh/devmesh/internal/bulkcopy"
 )
 
 // SessionOptions describes one SSH session: a command or a login shell,
@@ -88,7 +90,7 @@ func RunSession(ctx context.Context, c *ssh.Client, o SessionOptions) (ExitStatu
 	}
 	go feedStdin(stdin, o.Stdin)
 	var out sync.WaitGroup
-	out.Go(func() { io.Copy(orDiscard(o.Stdout), stdout) })
+	out.Go(func() { bulkcopy.Copy(orDiscard(o.Stdout), stdout) })
 	out.Go(func() { io.Copy(orDiscard(o.Stderr), stderr) })
 
 	done := make(chan struct{})
@@ -124,7 +126,7 @@ func requestPTY(s *ssh.Session, p *PTY) error {
 // feedStdin copies r to the session's stdin and then sends EOF.
 func feedStdin(w io.WriteCloser, r io.Reader) {
 	if r != nil {
-		io.Copy(w, r)
+		bulkcopy.Copy(w, r)
 	}
 	w.Close()
 }

@@ -76,6 +76,7 @@ func NewSSHClient(ctx context.Context, conn net.Conn, ep Endpoint, opts SSHOptio
 		HostKeyCallback:   fixedHostKey(ep),
 		HostKeyAlgorithms: hostKeyAlgorithms(ep.HostKey),
 	}
+	cfg.Ciphers = Ciphers()
 	// The handshake has no context of its own: bound it with a deadline
 	// and by closing conn if ctx ends first.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })

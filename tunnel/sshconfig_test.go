@@ -65,6 +65,7 @@ func TestSSHConfigBlockParses(t *testing.T) {
 		"hostkeyalias devmesh.dev\n",
 		"loglevel ERROR\n",
 		"serveraliveinterval 15\n",
+		"ciphers " + strings.Join(Ciphers(), ",") + "\n",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("ssh -G devmesh.dev lacks %q", want)

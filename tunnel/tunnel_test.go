@@ -76,6 +76,7 @@ func TestTunnel(t *testing.T) {
 	t.Run("Stdin", f.testStdin)
 	t.Run("PTY", f.testPTY)
 	t.Run("Signal", f.testSignal)
+	t.Run("Cipher", f.testCipher)
 	t.Run("HostKeyMismatch", f.testHostKeyMismatch)
 	t.Run("OpenSSHProxyCommand", f.testOpenSSH)
 	t.Run("ForwardTCP", f.testForwardTCP)
@@ -103,6 +104,20 @@ func (f *fixture) testExec(t *testing.T) {
 	st, err = tunnel.RunSession(t.Context(), c, tunnel.SessionOptions{Command: "kill -TERM $$"})
 	if err != nil || st.Signal != "TERM" || st.Code != 255 {
 		t.Fatalf("killed command: %+v, %v", st, err)
+	}
+}
+
+// testCipher checks that devmesh ssh gets its preferred cipher (AES-GCM
+// on a CPU with AES instructions) both ways.
+func (f *fixture) testCipher(t *testing.T) {
+	c := f.ssh(t)
+	m, ok := c.Conn.(ssh.AlgorithmsConnMetadata)
+	if !ok {
+		t.Fatalf("%T does not report its algorithms", c.Conn)
+	}
+	algs, want := m.Algorithms(), tunnel.Ciphers()[0]
+	if algs.Read.Cipher != want || algs.Write.Cipher != want {
+		t.Errorf("negotiated %s (read) and %s (write), want %s", algs.Read.Cipher, algs.Write.Cipher, want)
 	}
 }
 

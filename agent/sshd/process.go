@@ -9,6 +9,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/devmesh/devmesh/internal/bulkcopy"
 )
 
 const (
@@ -54,6 +56,11 @@ func startPipes(wg *sync.WaitGroup, cmd *exec.Cmd, ch gossh.Channel) (*process, 
 		files[i], files[i+1] = r, w
 	}
 	inR, inW, outR, outW, errR, errW := files[0], files[1], files[2], files[3], files[4], files[5]
+	// Bulk transfers (ssh WS cat) go through stdin and stdout: larger
+	// pipes, copied in larger chunks, wake the command and the copiers
+	// less often.
+	growPipe(inW)
+	growPipe(outR)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	setDetached(cmd)
 	err := cmd.Start()
@@ -67,11 +74,11 @@ func startPipes(wg *sync.WaitGroup, cmd *exec.Cmd, ch gossh.Channel) (*process, 
 	wg.Go(func() {
 		// Ends at the client's EOF, when the channel closes, or when
 		// the process is gone (EPIPE) or cleanup closes inW.
-		_, _ = io.Copy(inW, ch)
+		_, _ = bulkcopy.Copy(inW, ch)
 		inW.Close()
 	})
 	var out sync.WaitGroup
-	out.Go(func() { _, _ = io.Copy(ch, outR) })
+	out.Go(func() { _, _ = bulkcopy.Copy(ch, outR) })
 	out.Go(func() { _, _ = io.Copy(ch.Stderr(), errR) })
 	wg.Go(func() { p.wait(&out, outR, errR) })
 	return p, nil

@@ -299,6 +299,23 @@ func TestE2EOpenSSH(t *testing.T) {
 		t.Logf("ssh devmesh.dev.main: %v %s", time.Since(start).Round(time.Millisecond), stderr.String())
 	})
 
+	// OpenSSH on its own prefers chacha20-poly1305, which costs the agent
+	// ten times the CPU of AES-GCM: the block's Ciphers line decides.
+	t.Run("Cipher", func(t *testing.T) {
+		var stderr bytes.Buffer
+		cmd := sshCmd("ssh", "-v", "devmesh.dev", "true")
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("ssh -v devmesh.dev: %v, stderr %s", err, stderr.String())
+		}
+		want := tunnel.Ciphers()[0]
+		for _, dir := range []string{"server->client", "client->server"} {
+			if line := "kex: " + dir + " cipher: " + want + " "; !strings.Contains(stderr.String(), line) {
+				t.Errorf("ssh -v does not say %q:\n%s", line, stderr.String())
+			}
+		}
+	})
+
 	t.Run("PTY", func(t *testing.T) {
 		cmd := sshCmd("ssh", "-tt", "devmesh.dev")
 		tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 90})

@@ -205,9 +205,13 @@ ratio, unit, N and machine. Benchmarks never fail on a number.
   agent): ` + "`devmesh ssh WS -- true`" + ` cold (each call a fresh in-process
   node), and 256 MiB (32 with BENCH_SHORT) each way through
   ` + "`devmesh ssh WS -- cat`" + ` and through OpenSSH with the config-ssh
-  ProxyCommand, against OpenSSH's sshd on loopback with the same client,
-  user and shell (a heavy rc file weighs on both alike). Bulk times include
-  connecting.
+  ProxyCommand (with the block's ` + "`Ciphers`" + ` line, AES-GCM first; the
+  baseline keeps OpenSSH's default, ChaCha20-Poly1305), against OpenSSH's
+  sshd on loopback with the same client, user and shell (a heavy rc file
+  weighs on both alike). Bulk times include connecting. Beyond SSH's own
+  work, devmesh's bytes cross the tunnel (WireGuard, gVisor's TCP, UDP) in
+  both processes, and every wakeup costs on 2 loaded cores: the agent
+  gives a command 1 MiB pipes, and both ends copy in 256 KiB chunks.
 - **Speedtest**: ` + "`devmesh speedtest`" + ` both ways against raw loopback TCP
   (the machine's ceiling) and against two plain tsnet nodes on tailscale's
   test control server running the same protocol (the data plane's ceiling:
