@@ -60,6 +60,10 @@ func startDevmesh(ctx context.Context, bin, dir string, withMetrics bool) (*serv
 
 // startDevmeshWith is startDevmesh with other flags than the two it
 // passes (the provisioning rows need terraform).
+// serverEnv is added to the environment of every coordinator started
+// (-server-env).
+var serverEnv []string
+
 func startDevmeshWith(ctx context.Context, bin, dir string, withMetrics bool, flags ...string) (*server, error) {
 	addr, err := freePort()
 	if err != nil {
@@ -80,6 +84,7 @@ func startDevmeshWith(ctx context.Context, bin, dir string, withMetrics bool, fl
 	args := append([]string{"server", "--data-dir", filepath.Join(dir, "data"), "--listen", addr,
 		"--log-level", "warn"}, flags...)
 	cmd := exec.Command(bin, append(args, extra...)...)
+	cmd.Env = append(os.Environ(), serverEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -62,6 +62,13 @@ func main() {
 	flag.StringVar(&o.profile, "profile", os.Getenv("BENCH_PROFILE"), "save CPU and heap profiles of the coordinator under the control-plane loads in this directory (also $BENCH_PROFILE)")
 	flag.StringVar(&o.rows, "rows", "all", "what to measure: all, control (the control plane) or workspace (ssh, tunnel, provisioning)")
 	flag.BoolVar(&o.noRef, "no-ref", false, "control plane: measure devmesh only, without tailscale's test control server as the baseline")
+	flag.Func("server-env", "KEY=VALUE to add to the coordinators' environment (repeatable), e.g. GOMEMLIMIT=900MiB", func(kv string) error {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", kv)
+		}
+		serverEnv = append(serverEnv, kv)
+		return nil
+	})
 	nodes := flag.String("nodes", "", "control-plane sizes, comma-separated (default 200,1000,5000; 100 when short)")
 	only := flag.String("only", "", "comma-separated row groups to run: control, ssh, speed, provision (default all)")
 	flag.Parse()

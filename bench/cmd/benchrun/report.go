@@ -185,6 +185,7 @@ make bench                 # the full suite (several minutes); writes bench/resu
 BENCH_SHORT=1 make bench   # small sizes, under 3 minutes (CI runs this)
 BENCH_PROFILE=/tmp/prof make bench   # also CPU and heap profiles of the coordinator under the control-plane loads (see operations.md)
 go run ./bench/cmd/benchrun -rows control -nodes 1000 -docs ''   # one part, chosen sizes
+go run ./bench/cmd/benchrun -rows control -nodes 5000 -docs '' -server-env GOMEMLIMIT=900MiB   # the coordinator with a memory limit
 ` + "```" + `
 
 ` + "`bench/results.json`" + ` has one object per figure: name, value, baseline,
@@ -195,9 +196,14 @@ ratio, unit, N and machine. Benchmarks never fail on a number.
 - **Control plane** (` + "`bench/loadgen`" + `): N simulated nodes of one user
   (all see each other) register with a reusable auth key over TS2021,
   stream their maps and report endpoints, as tailscaled does, but without
-  a data plane. Then one node at a time reports a new endpoint, and the
-  time until every peer's stream carries it is recorded (p99 and missing
-  deliveries). The server's CPU time and RSS are read from /proc. The
+  a data plane. Each simulated node parses every message as JSON but
+  keeps only peer IDs and endpoints: the generator shares the machine
+  with the server, and decoding every peer in full (as ` + "`tsp`" + ` or
+  tailscaled do) would make it, not the server, what bounds the rates.
+  When the mesh has been quiet for half a second, one node at a time
+  reports a new endpoint, 250 ms apart, and the time until every peer's
+  stream carries it is recorded (p50, p99, max and missing deliveries).
+  The server's CPU time and RSS are read from /proc. The
   baseline is tailscale's own test control server
   (` + "`tstest/integration/testcontrol`" + `) under the same load, up to N=1,000
   (it sends every node a full map on every change).
