@@ -2,6 +2,8 @@ package control
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 
 	"tailscale.com/tailcfg"
@@ -15,16 +17,15 @@ import (
 // TestAppendFiltersMatchesMarshal checks it against json.Marshal, and
 // that tailcfg's filter types have the fields it knows.
 
-// appendFilters appends f as json.Marshal would encode it, but for the
-// order of the keys, which JSON leaves free.
+// appendFilters appends f as json.Marshal would encode it (keys sorted,
+// so that a message's bytes are a function of its content).
 func appendFilters(b []byte, f map[string][]tailcfg.FilterRule) ([]byte, error) {
 	b = append(b, '{')
-	first := true
-	for k, rules := range f {
-		if !first {
+	for i, k := range slices.Sorted(maps.Keys(f)) {
+		if i > 0 {
 			b = append(b, ',')
 		}
-		first = false
+		rules := f[k]
 		b = appendJSONString(b, k)
 		b = append(b, ':')
 		if rules == nil {

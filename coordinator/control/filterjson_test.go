@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -15,10 +16,10 @@ func TestAppendFiltersMatchesMarshal(t *testing.T) {
 		"empty": {},
 		"n1": {{SrcIPs: []string{"100.64.0.1", "fd7a:115c:a1e0::1"}, DstPorts: []tailcfg.NetPortRange{
 			{IP: "100.64.0.2", Ports: tailcfg.PortRangeAny}, {IP: "fd7a:115c:a1e0::2", Ports: tailcfg.PortRange{First: 22, Last: 22}}}}},
-		"no sources":   {{DstPorts: []tailcfg.NetPortRange{{IP: "*", Ports: tailcfg.PortRangeAny}}}},
-		"no dsts":      {{SrcIPs: []string{}}},
-		"proto":        {{SrcIPs: []string{"*"}, IPProto: []int{6, 17}, DstPorts: []tailcfg.NetPortRange{{IP: "*"}}}},
-		"bits":         {{SrcIPs: []string{"10.0.0.0"}, DstPorts: []tailcfg.NetPortRange{{IP: "10.0.0.0", Bits: &bits}}}},
+		"no sources":    {{DstPorts: []tailcfg.NetPortRange{{IP: "*", Ports: tailcfg.PortRangeAny}}}},
+		"no dsts":       {{SrcIPs: []string{}}},
+		"proto":         {{SrcIPs: []string{"*"}, IPProto: []int{6, 17}, DstPorts: []tailcfg.NetPortRange{{IP: "*"}}}},
+		"bits":          {{SrcIPs: []string{"10.0.0.0"}, DstPorts: []tailcfg.NetPortRange{{IP: "10.0.0.0", Bits: &bits}}}},
 		"esc\"aped\\\n": {{SrcIPs: []string{"<tag:ünï>"}}, {SrcIPs: []string{"x"}}},
 	}
 	got, err := appendFilters([]byte("prefix"), f)
@@ -31,6 +32,9 @@ func TestAppendFiltersMatchesMarshal(t *testing.T) {
 	want, err := json.Marshal(f)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Equal(got[6:], want) { // byte for byte: keys sorted as json.Marshal sorts them
+		t.Errorf("appendFilters wrote\n%s\njson.Marshal\n%s", got[6:], want)
 	}
 	if g, w := asJSONValue(t, got[6:]), asJSONValue(t, want); !reflect.DeepEqual(g, w) {
 		t.Errorf("appendFilters wrote\n%s\njson.Marshal\n%s", got[6:], want)

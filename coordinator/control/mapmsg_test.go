@@ -83,6 +83,18 @@ func richFixture() *index {
 	return ix
 }
 
+// sampleDeltas returns a delta that carries peers (2 and 3 changed, with
+// 2's filter chunk) and one that carries none (a patch to 2, 4 removed).
+func sampleDeltas() (withPeers, noPeers *delta) {
+	withPeers, noPeers = &delta{}, &delta{}
+	withPeers.addChanged(2)
+	withPeers.addChanged(3)
+	withPeers.addFilter(2)
+	noPeers.addPatch(2, patchEndpoints|patchOnline)
+	noPeers.addRemoved(4)
+	return withPeers, noPeers
+}
+
 // TestSplicedMessageMatchesMarshal: every kind of message, encoded with
 // the peers spliced in (on a cache miss, then on a hit), decodes to
 // exactly what json.Marshal of the whole response decodes to.
@@ -96,13 +108,7 @@ func TestSplicedMessageMatchesMarshal(t *testing.T) {
 	ix.setUser(User{ID: 4, Username: "dave"})
 	ix.insert(testNode(11, 4, 0)) // alone: no peers
 
-	withPeers := &delta{}
-	withPeers.addChanged(2)
-	withPeers.addChanged(3)
-	withPeers.addFilter(2)
-	noPeers := &delta{}
-	noPeers.addPatch(2, patchEndpoints|patchOnline)
-	noPeers.addRemoved(4)
+	withPeers, noPeers := sampleDeltas()
 	cases := []struct {
 		name      string
 		viewer    tailcfg.NodeID

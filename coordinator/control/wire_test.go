@@ -49,12 +49,7 @@ func unwire(t *testing.T, wire []byte, compress bool) []byte {
 func TestWireMatchesEncode(t *testing.T) {
 	env := &mapEnv{domain: "devmesh.internal", now: time.Now}
 	ix := richFixture()
-	withPeers := &delta{}
-	withPeers.addChanged(2)
-	withPeers.addChanged(3)
-	withPeers.addFilter(2)
-	noPeers := &delta{}
-	noPeers.addPatch(2, patchEndpoints|patchOnline)
+	withPeers, noPeers := sampleDeltas()
 	big := &delta{} // a head over storedFrameMax: compressed, not stored
 	big.addChanged(2)
 	big.addPatch(4, patchEndpoints)
