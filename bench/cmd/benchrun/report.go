@@ -221,7 +221,11 @@ ratio, unit, N and machine. Benchmarks never fail on a number.
 - **Speedtest**: ` + "`devmesh speedtest`" + ` both ways against raw loopback TCP
   (the machine's ceiling) and against two plain tsnet nodes on tailscale's
   test control server running the same protocol (the data plane's ceiling:
-  devmesh's nodes are tsnet nodes).
+  devmesh's nodes are tsnet nodes). Then relayed: the agent restarted and
+  the CLI run with ` + "`TS_DEBUG_ALWAYS_USE_DERP=1`" + `, so that every packet goes
+  through the coordinator's embedded DERP relay, against the direct
+  speedtest of the same run (the NAT lab's ` + "`TestRelayThroughput`" + ` measures
+  the same between two hard NATs).
 - **Provisioning**: a ` + "`local`" + ` template workspace's start build, from
   queued to finished (queue, terraform init and apply, reading the state,
   storing it), against a bare ` + "`terraform init && terraform apply`" + ` of the

@@ -19,6 +19,7 @@ type workspace struct {
 	dir   string
 	bin   string
 	env   []string // the CLI's environment (its own config directory)
+	token string   // the agent's token
 	agent *exec.Cmd
 	done  chan struct{}
 }
@@ -46,46 +47,62 @@ func startWorkspace(ctx context.Context, bin, dir string) (*workspace, error) {
 		return nil, err
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	token := strings.TrimSpace(lines[len(lines)-1])
-	logf, err := os.Create(filepath.Join(dir, "agent.log"))
-	if err != nil {
+	w.token = strings.TrimSpace(lines[len(lines)-1])
+	if err := w.startAgent(ctx); err != nil {
 		return nil, err
-	}
-	w.agent = exec.Command(bin, "agent", "--state-dir", filepath.Join(dir, "agent"))
-	// The token goes through the environment, never the arguments.
-	w.agent.Env = append(os.Environ(), "DEVMESH_URL="+srv.url, "DEVMESH_AGENT_TOKEN="+token)
-	w.agent.Stdout, w.agent.Stderr = logf, logf
-	if err := w.agent.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	w.done = make(chan struct{})
-	go func() { w.agent.Wait(); logf.Close(); close(w.done) }()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		_, err := w.cli(ctx, "", "ssh", "box", "--", "true")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("workspace not reachable after 90s (agent log %s): %w", logf.Name(), err)
-		}
-		time.Sleep(500 * time.Millisecond)
 	}
 	ok = true
 	return w, nil
 }
 
-func (w *workspace) stop() {
-	if w.agent != nil && w.agent.Process != nil {
-		w.agent.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-w.done:
-		case <-time.After(10 * time.Second):
-			w.agent.Process.Kill()
-			<-w.done
-		}
+// startAgent starts the workspace's agent with extraEnv added to its
+// environment and waits until devmesh ssh reaches it.
+func (w *workspace) startAgent(ctx context.Context, extraEnv ...string) error {
+	logf, err := os.OpenFile(filepath.Join(w.dir, "agent.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
 	}
+	w.agent = exec.Command(w.bin, "agent", "--state-dir", filepath.Join(w.dir, "agent"))
+	// The token goes through the environment, never the arguments.
+	w.agent.Env = append(append(os.Environ(), "DEVMESH_URL="+w.srv.url, "DEVMESH_AGENT_TOKEN="+w.token), extraEnv...)
+	w.agent.Stdout, w.agent.Stderr = logf, logf
+	if err := w.agent.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	done := make(chan struct{})
+	w.done = done
+	go func() { w.agent.Wait(); logf.Close(); close(done) }()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		_, err := w.cli(ctx, "", "ssh", "box", "--", "true")
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("workspace not reachable after 90s (agent log %s): %w", logf.Name(), err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// stopAgent stops the agent, if it runs.
+func (w *workspace) stopAgent() {
+	if w.agent == nil || w.agent.Process == nil {
+		return
+	}
+	w.agent.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(10 * time.Second):
+		w.agent.Process.Kill()
+		<-w.done
+	}
+	w.agent = nil
+}
+
+func (w *workspace) stop() {
+	w.stopAgent()
 	w.srv.stop()
 }
 
