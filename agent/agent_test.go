@@ -104,3 +104,42 @@ func startNode(t *testing.T, url, authKey, host string) *node.Node {
 	t.Cleanup(func() { n.Close() })
 	return n
 }
+
+// TestSpeedtestSurvivesResets: a client that leaves a download early,
+// with data still in flight, resets the connection; the agent then saw
+// a nil remote address and panicked while logging the error (the relay
+// lab lost its agent that way). Several resets, then a whole download.
+func TestSpeedtestSurvivesResets(t *testing.T) {
+	coord := coordtest.Start(t)
+	ctx := context.Background()
+	ag := startBobsAgent(t, coord)
+	addr := net.JoinHostPort(ag.Addresses[0], "4444")
+	bobUser, _ := coord.Store().UserByName(ctx, "bob")
+	bobDev := startNode(t, coord.URL(), coord.AuthKey(t, bobUser, false, true), "bob-laptop")
+
+	dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer dcancel()
+	for range 3 {
+		c, err := bobDev.Dial(dctx, "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(speedtestHeader(agent.SpeedtestDownload, 5000))
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(c, make([]byte, 64<<10)); err != nil {
+			t.Fatalf("the download's first bytes: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond) // more arrives, unread
+		c.Close()
+	}
+	c, err := bobDev.Dial(dctx, "tcp", addr)
+	if err != nil {
+		t.Fatalf("the agent is gone after the resets: %v", err)
+	}
+	defer c.Close()
+	c.Write(speedtestHeader(agent.SpeedtestDownload, 200))
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if n, err := io.Copy(io.Discard, c); err != nil || n == 0 {
+		t.Fatalf("a download after the resets: %d bytes, %v", n, err)
+	}
+}

@@ -187,3 +187,11 @@ func (zeroReader) Read(b []byte) (int, error) {
 	clear(b)
 	return len(b), nil
 }
+
+// TestOwnerOnlyWithoutAddress: a connection reset before it is
+// authorized may have no remote address; it is refused, not a panic.
+func TestOwnerOnlyWithoutAddress(t *testing.T) {
+	if err := ownerOnly(nil, "alice@example.com")(t.Context(), nil); err == nil {
+		t.Fatal("ownerOnly accepted a connection without a remote address")
+	}
+}

@@ -106,6 +106,9 @@ func fileExists(path string) bool {
 // the second line.
 func ownerOnly(lc *local.Client, owner string) func(ctx context.Context, remote net.Addr) error {
 	return func(ctx context.Context, remote net.Addr) error {
+		if remote == nil { // a connection reset before it was looked at
+			return errors.New("the connection has no remote address")
+		}
 		ap, err := netip.ParseAddrPort(remote.String())
 		if err != nil {
 			return fmt.Errorf("remote address %q: %w", remote, err)

@@ -18,10 +18,17 @@ type FallbackTCPHandler func(src, dst netip.AddrPort) func(net.Conn)
 // HandleFallbackTCP sends connections to ports without a listener to h,
 // until the returned function is called. Without a handler such
 // connections are refused. With several, each is asked in some order
-// until one takes the connection.
+// until one takes the connection. The connection keeps src and dst as
+// its addresses (see addrConn).
 func (n *Node) HandleFallbackTCP(h FallbackTCPHandler) (unregister func()) {
 	return n.ts.RegisterFallbackTCPHandler(func(src, dst netip.AddrPort) (func(net.Conn), bool) {
-		c := h(src, dst)
-		return c, c != nil
+		take := h(src, dst)
+		if take == nil {
+			return nil, false
+		}
+		return func(c net.Conn) {
+			ac, _ := withAddrs(c, dst, src) // src is valid: never false
+			take(ac)
+		}, true
 	})
 }

@@ -183,12 +183,22 @@ func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error)
 		return nil, err
 	}
 	n.WaitReachable(ctx, ap.Addr())
-	return n.ts.Dial(ctx, network, ap.String())
+	c, err := n.ts.Dial(ctx, network, ap.String())
+	if err != nil {
+		return nil, err
+	}
+	ac, _ := withAddrs(c, netip.AddrPort{}, ap) // ap is valid: never false
+	return ac, nil
 }
 
-// Listen listens on the node's tailnet addresses (addr is ":port").
+// Listen listens on the node's tailnet addresses (addr is ":port"). Its
+// connections keep the addresses they were accepted with (see addrConn).
 func (n *Node) Listen(network, addr string) (net.Listener, error) {
-	return n.ts.Listen(network, addr)
+	ln, err := n.ts.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return addrListener{ln}, nil
 }
 
 // ListenPacket listens for UDP on one of the node's tailnet addresses
