@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/devmesh/devmesh/coordinator"
+	"github.com/devmesh/devmesh/internal/leakcheck"
 )
 
 // flakyListener fails Accept with err the first fails times, then (when
@@ -136,13 +136,13 @@ func TestNewBindsAndStartsNothing(t *testing.T) {
 
 	cfg := lifecycleConfig(t)
 	cfg.Listen, cfg.STUNListen = tcpAddr, udpAddr
-	before := runtime.NumGoroutine()
+	mark := leakcheck.NewMark()
 	s, err := coordinator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after := runtime.NumGoroutine(); after != before {
-		t.Errorf("New started %d goroutines", after-before)
+	if started := mark.Started(); len(started) > 0 {
+		t.Errorf("New started %d goroutine(s):\n\n%s", len(started), strings.Join(started, "\n\n"))
 	}
 	for _, try := range []func() (interface{ Close() error }, error){
 		func() (interface{ Close() error }, error) { return net.Listen("tcp", tcpAddr) },
@@ -177,18 +177,20 @@ func TestNewBindsAndStartsNothing(t *testing.T) {
 	} else {
 		l.Close()
 	}
-	waitGoroutines(t, before)
+	waitStarted(t, mark)
 }
 
-// waitGoroutines waits for the goroutine count to fall back to n.
-func waitGoroutines(t *testing.T, n int) {
+// waitStarted waits for the goroutines started since mark to end.
+func waitStarted(t *testing.T, mark leakcheck.Mark) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > n {
+	for {
+		left := mark.Started()
+		if len(left) == 0 {
+			return
+		}
 		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			st := string(buf[:runtime.Stack(buf, true)])
-			t.Fatalf("%d goroutines left behind, want %d:\n%s", runtime.NumGoroutine(), n, trimStacks(st))
+			t.Fatalf("%d goroutine(s) left behind:\n%s", len(left), trimStacks(strings.Join(left, "\n\n")))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -147,3 +147,21 @@ func format(gs []goroutine) string {
 	}
 	return strings.Join(parts, "\n\n")
 }
+
+// Mark is the set of goroutines running when it was made.
+type Mark map[uint64]bool
+
+// NewMark records the goroutines running now.
+func NewMark() Mark { return ids(snapshot()) }
+
+// Started returns the stacks of the goroutines started since m was made
+// and running now, at once (no grace): for code that must start none.
+// Goroutines that ended meanwhile do not count, unlike a comparison of
+// runtime.NumGoroutine, which another test's exiting goroutine upsets.
+func (m Mark) Started(ignore ...string) []string {
+	var out []string
+	for _, g := range newSince(m, ignore) {
+		out = append(out, g.trace)
+	}
+	return out
+}

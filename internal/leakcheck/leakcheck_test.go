@@ -74,3 +74,24 @@ func TestCheckIgnores(t *testing.T) {
 		t.Fatalf("an ignored goroutine was reported: %q", r.errors)
 	}
 }
+
+// TestMarkStarted: a goroutine started after the mark is listed; one
+// that was running before it and ends meanwhile changes nothing.
+func TestMarkStarted(t *testing.T) {
+	old := make(chan struct{})
+	oldDone := make(chan struct{})
+	go func() { defer close(oldDone); blockedForever(old) }()
+	m := NewMark()
+	close(old)
+	<-oldDone
+	if got := m.Started(); len(got) != 0 {
+		t.Fatalf("nothing started, Started lists:\n%s", got)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go blockedForever(stop)
+	got := m.Started()
+	if len(got) != 1 || !strings.Contains(got[0], "blockedForever") {
+		t.Fatalf("Started = %q, want the one goroutine in blockedForever", got)
+	}
+}
