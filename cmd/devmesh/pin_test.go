@@ -174,4 +174,14 @@ func TestServerWarnsAboutPlainHTTP(t *testing.T) {
 			t.Errorf("plainHTTPWarning(%s) = %v, want %v", u, got, want)
 		}
 	}
+	// The reconnect caveat: only where tailscale's control client falls
+	// back to https://HOST:443 (a public address or a name).
+	for u, want := range map[string]bool{
+		"http://192.168.1.5:8080": false, "http://10.0.0.1:8080": false,
+		"http://198.18.0.2:8080": true, "http://devmesh.example.com:8080": true,
+	} {
+		if got := strings.Contains(plainHTTPWarning(u), "never reconnect"); got != want {
+			t.Errorf("plainHTTPWarning(%s) names the reconnect caveat: %v, want %v", u, got, want)
+		}
+	}
 }

@@ -251,6 +251,17 @@ func plainHTTPWarning(accessURL string) string {
 	if err != nil || u.Scheme != "http" || isLoopbackHost(u.Hostname()) {
 		return ""
 	}
+	reconnect := ""
+	if ip, err := netip.ParseAddr(u.Hostname()); err != nil || !ip.IsPrivate() {
+		// tailscale.com's control client (ts2021.NewClient) gives an
+		// http:// URL on a public address or any name an https://HOST:443
+		// fallback, and after a control connection drops within two
+		// minutes of its last dial it tries only that fallback.
+		reconnect = `Nodes may also never reconnect after their control connection drops (a
+network change, a coordinator restart): tailscale's control client then
+retries only https://` + u.Hostname() + `:443. See docs/networking.md.
+`
+	}
 	return fmt.Sprintf(`
 ################################################################################
 WARNING: the access URL %s is plain HTTP on a non-loopback host.
@@ -258,9 +269,9 @@ Passwords, session tokens and agent tokens will cross the network
 unencrypted, readable and replayable by anyone on the path.
 Serve HTTPS: restart with --tls-self-signed (clients pin the certificate's
 fingerprint at login) or with --tls-cert/--tls-key, and an https:// --access-url.
-################################################################################
+%s################################################################################
 
-`, accessURL)
+`, accessURL, reconnect)
 }
 
 // isLoopbackHost reports whether host is localhost or a loopback address.

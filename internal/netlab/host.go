@@ -32,6 +32,10 @@ func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.C
 	return cmd
 }
 
+// Env returns the environment the lab adds to the processes it runs on
+// the host (Lab.Env), for commands started some other way.
+func (h *Host) Env() []string { return h.lab.Env() }
+
 // Exec runs name in the namespace and returns its combined output,
 // failing the test if it fails.
 func (h *Host) Exec(name string, args ...string) string {

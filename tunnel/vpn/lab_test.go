@@ -74,7 +74,7 @@ exec sleep 3600`, ov, upstreamDNS)
 // paths in the environment.
 func (b *box) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"-t", fmt.Sprint(b.pid), "-m", "-n", "--", name}, args...)...)
-	cmd.Env = append(os.Environ(), "DEVMESH_CONFIG_DIR="+b.cli.Dir,
+	cmd.Env = append(append(os.Environ(), b.h.Env()...), "DEVMESH_CONFIG_DIR="+b.cli.Dir,
 		daemon.EnvSocket+"="+b.sock, daemon.EnvStateDir+"="+filepath.Join(b.dir, "state"))
 	cmd.WaitDelay = 5 * time.Second
 	return cmd

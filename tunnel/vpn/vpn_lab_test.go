@@ -36,7 +36,12 @@ func newVPNWorld(t *testing.T) *vpnWorld {
 	}
 	lab := netlab.New(t)
 	w := &vpnWorld{lab: lab}
-	w.coord = netlab.StartCoordinator(t, lab.PublicHost("coord"), netlab.CoordinatorOptions{})
+	// HTTPS, as in production: with an http:// URL on a public address,
+	// tailscale's control client (ours and the official one) retries a
+	// control connection that dropped soon after it was made only on
+	// https://HOST:443, and a TUN coming up is such a drop (a link
+	// change). CI saw the official tailscaled lose its map that way.
+	w.coord = netlab.StartCoordinator(t, lab.PublicHost("coord"), netlab.CoordinatorOptions{TLS: true})
 	w.wsHost = lab.PublicHost("ws")
 	aliceHost, bobHost := lab.PublicHost("alice"), lab.PublicHost("bob")
 	alice := netlab.NewCLI(t, aliceHost)
