@@ -58,6 +58,9 @@ type Config struct {
 	NodeKeyExpiry   time.Duration
 	EphemeralAfter  time.Duration
 	OfflineDebounce time.Duration
+	// MapBatchDelay is how long a change to a node's peers waits for
+	// others before it is sent (control.Config.BatchDelay; default 25ms).
+	MapBatchDelay time.Duration
 	// DNSDomain is the MagicDNS base domain served to every node
 	// (default "devmesh.internal"): agents resolve as WS.OWNER.<domain>,
 	// and as WS.<domain> for their owner.
@@ -279,6 +282,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		NodeKeyExpiry:   cfg.NodeKeyExpiry,
 		EphemeralAfter:  cfg.EphemeralAfter,
 		OfflineDebounce: cfg.OfflineDebounce,
+		BatchDelay:      cfg.MapBatchDelay,
 		Domain:          cfg.DNSDomain,
 		CheckPassword:   s.checkPassword,
 		Metrics:         s.metrics.Control,

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tailscale/wireguard-go/tun"
@@ -69,6 +70,10 @@ type Node struct {
 
 	primedMu sync.Mutex // guards primed
 	primed   map[netip.Addr]bool
+
+	log    *slog.Logger
+	kickAt []time.Duration // kickHandshake's schedule (kickSchedule)
+	kicks  atomic.Int64    // WireGuard peers reset by kickHandshake
 }
 
 var disableTelemetry = sync.OnceFunc(func() {
@@ -88,7 +93,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{}
+	n := &Node{log: log, kickAt: kickSchedule}
 	ts := &tsnet.Server{
 		ControlURL: strings.TrimRight(opts.ControlURL, "/"),
 		AuthKey:    opts.AuthKey,
@@ -183,7 +188,9 @@ func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error)
 		return nil, err
 	}
 	n.WaitReachable(ctx, ap.Addr())
+	stop := n.kickHandshake(ap.Addr(), n.kickAt)
 	c, err := n.ts.Dial(ctx, network, ap.String())
+	stop()
 	if err != nil {
 		return nil, err
 	}

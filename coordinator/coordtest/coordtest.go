@@ -31,6 +31,12 @@ func WithEphemeralAfter(d time.Duration) Option {
 	return func(c *coordinator.Config) { c.EphemeralAfter = d }
 }
 
+// WithMapBatchDelay sets how long a change to nodes' peers waits before
+// it is sent: a node that joins is then unknown to its peers that long.
+func WithMapBatchDelay(d time.Duration) Option {
+	return func(c *coordinator.Config) { c.MapBatchDelay = d }
+}
+
 // WithoutSTUN starts the coordinator without its STUN server, as
 // `devmesh server --disable-stun` does: nodes' netchecks then get no UDP
 // reply.
