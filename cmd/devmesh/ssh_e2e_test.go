@@ -179,9 +179,12 @@ func TestE2ESSH(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ssh dev -- true: %v\n%s", err, stderr)
 	}
-	t.Logf("devmesh ssh dev -- true (in-process, cold node): %v", time.Since(start).Round(time.Millisecond))
-	if stdout != "" || stderr != "" {
-		t.Errorf("a fast ssh printed %q / %q", stdout, stderr)
+	took := time.Since(start)
+	t.Logf("devmesh ssh dev -- true (in-process, cold node): %v", took.Round(time.Millisecond))
+	// Progress shows once a command has run slowAfter; a loaded machine
+	// (CI) can take that long, and then it must show.
+	if stdout != "" || (stderr != "" && took < slowAfter) {
+		t.Errorf("a fast ssh (%v) printed %q / %q", took, stdout, stderr)
 	}
 
 	stdout, stderr, err = runCLI(t, "", "ssh", "dev", "--", "sh", "-c", "echo hi; exit 3")

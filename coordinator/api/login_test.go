@@ -157,7 +157,10 @@ func TestLoginRateLimitSuccessIsFree(t *testing.T) {
 }
 
 func TestLoginRateLimitPerIP(t *testing.T) {
-	srv := apitest.New(t, func(o *api.Options) { o.LoginLimits.IPBurst = 3 })
+	// No refill within the test: at one per 3 s (the default), four
+	// password checks on a loaded machine under -race refilled the bucket
+	// before the fourth, and CI saw it pass.
+	srv := apitest.New(t, func(o *api.Options) { o.LoginLimits.IPBurst, o.LoginLimits.IPInterval = 3, time.Hour })
 	anon := srv.Client(t, "")
 	for _, u := range []string{"u1", "u2", "u3"} {
 		_, err := anon.Login(context.Background(), client.LoginRequest{Username: u, Password: "whatever-pw"})
@@ -171,7 +174,9 @@ func TestLoginRateLimitPerIP(t *testing.T) {
 }
 
 func TestCheckPassword(t *testing.T) {
-	srv := apitest.New(t)
+	// The (username, IP) bucket does not refill within the test (see
+	// TestLoginRateLimitPerIP).
+	srv := apitest.New(t, func(o *api.Options) { o.LoginLimits.PairInterval = time.Hour })
 	srv.Bootstrap(t, "alice", adminPW)
 	ctx := context.Background()
 	r := httptest.NewRequest("POST", "/login/node/x", nil)
