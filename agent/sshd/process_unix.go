@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"sync"
 	"syscall"
 
@@ -14,7 +15,29 @@ import (
 
 // setDetached makes cmd the leader of a new session and process group.
 func setDetached(cmd *exec.Cmd) {
+	unignoreForChildren()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+}
+
+// hangupSink receives the signals unignoreForChildren takes over; no one
+// reads it, and a full channel drops them, so they stay without effect.
+var hangupSink = make(chan os.Signal, 1)
+
+// unignoreForChildren makes sure the commands the agent starts get the
+// default action for SIGHUP and SIGINT. A process started with a signal
+// ignored (an agent under nohup, as the local template starts it, or
+// backgrounded by sh with `&`, which ignores SIGINT) passes that on to
+// every child through exec: a session's shell and programs would then
+// survive their terminal's hangup, and Ctrl-C would not interrupt them.
+// Handling the signal in the agent (and dropping it) keeps the agent as
+// it was started, while exec resets a handled signal to its default in
+// the child, as OpenSSH's sshd does for its sessions.
+func unignoreForChildren() {
+	for _, sig := range []os.Signal{syscall.SIGHUP, syscall.SIGINT} {
+		if signal.Ignored(sig) {
+			signal.Notify(hangupSink, sig)
+		}
+	}
 }
 
 // startPTY starts cmd on a new pseudo-terminal configured as req asks.
@@ -26,6 +49,7 @@ func startPTY(wg *sync.WaitGroup, cmd *exec.Cmd, ch gossh.Channel, req *ptyReque
 	cmd.Env = mergeEnv(cmd.Env, []string{"SSH_TTY=" + tty.Name()})
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	// Setctty makes tty (the child's stdin, Ctty 0) its controlling terminal.
+	unignoreForChildren()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	err = cmd.Start()
 	tty.Close()
