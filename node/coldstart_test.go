@@ -40,21 +40,7 @@ func coldConnect(t *testing.T, c *coordtest.Coordinator) time.Duration {
 	alice := c.CreateUser(t, "alice", false)
 	key := c.AuthKey(t, alice, true, false)
 	srv := startNode(t, c, key, "", "ws")
-	ln, err := srv.Listen("tcp", ":7000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.Write([]byte{1})
-			conn.Close()
-		}
-	}()
+	serveOneByte(t, srv, 7000)
 	srvIP, _ := srv.Addrs()
 	addr := netip.AddrPortFrom(srvIP, 7000).String()
 	// The first connection is not timed: a peer that itself just joined

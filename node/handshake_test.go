@@ -25,21 +25,7 @@ func TestLostHandshakeRetriedSoon(t *testing.T) {
 		key := c.AuthKey(t, alice, true, false)
 		b := startNode(t, c, key, t.TempDir(), "b")
 		bIP, _ := b.Addrs()
-		ln, err := b.Listen("tcp", ":7000")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				conn, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				conn.Write([]byte("x"))
-				conn.Close()
-			}
-		}()
+		serveOneByte(t, b, 7000)
 		time.Sleep(time.Second) // b's map stream settles: the next change waits the batch delay
 		a := startNode(t, c, key, t.TempDir(), "a")
 		a.MarkPrimed(bIP)

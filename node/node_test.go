@@ -41,6 +41,27 @@ func startNode(t *testing.T, c *coordtest.Coordinator, authKey, dir, host string
 	return n
 }
 
+// serveOneByte serves on port: each connection gets one byte, then is
+// closed.
+func serveOneByte(t *testing.T, n *node.Node, port int) {
+	t.Helper()
+	ln, err := n.Listen("tcp", fmt.Sprintf(":%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Write([]byte{1})
+			conn.Close()
+		}
+	}()
+}
+
 // echoServer serves on port 7000: reads all input, then writes back its
 // SHA-256 followed by 1 MiB of the server's own random data.
 func serveTransfer(t *testing.T, n *node.Node) []byte {
