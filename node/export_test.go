@@ -22,3 +22,6 @@ func (n *Node) Kicks() int64 { return n.kicks.Load() }
 // SetKickSchedule replaces the node's kickHandshake schedule (nil: no
 // watch).
 func (n *Node) SetKickSchedule(s []time.Duration) { n.kickAt = s }
+
+// SessionUsable exports sessionUsable.
+var SessionUsable = sessionUsable

@@ -14,9 +14,9 @@ import (
 var kickSchedule = []time.Duration{900 * time.Millisecond, 2900 * time.Millisecond}
 
 // kickHandshake watches a dial to ip: at each offset of schedule, if the
-// WireGuard session with the peer has not completed a handshake since the
-// dial began, it resets the peer in the WireGuard device, so the next
-// packet (the SYN's retransmission) starts a fresh handshake at once.
+// peer has no usable WireGuard session (see sessionUsable), it resets the
+// peer in the WireGuard device, so the next packet (the SYN's
+// retransmission) starts a fresh handshake at once.
 //
 // Why: a peer that learned of this node a moment ago can drop the first
 // handshake initiation (tailscale's engine updates magicsock's peers, which
@@ -37,8 +37,8 @@ func (n *Node) kickHandshake(ip netip.Addr, schedule []time.Duration) (stop func
 				return
 			case <-time.After(time.Until(start.Add(at))):
 			}
-			k, shook, ok := n.handshakeSince(ctx, ip, start)
-			if !ok || shook {
+			k, last, ok := n.lastHandshake(ctx, ip)
+			if !ok || sessionUsable(last, start, time.Now()) {
 				return
 			}
 			if e, ok := n.ts.Sys().Engine.GetOK(); ok {
@@ -54,19 +54,35 @@ func (n *Node) kickHandshake(ip netip.Addr, schedule []time.Duration) (stop func
 	}
 }
 
-// handshakeSince reports the peer with address ip and whether its last
-// WireGuard handshake is after t; ok is false if no such peer is known.
-func (n *Node) handshakeSince(ctx context.Context, ip netip.Addr, t time.Time) (k key.NodePublic, shook, ok bool) {
+// rekeyAfter is WireGuard's RekeyAfterTime: a session older than this is
+// being replaced, by a handshake that may itself be lost.
+const rekeyAfter = 2 * time.Minute
+
+// sessionUsable reports whether a WireGuard session whose last handshake
+// completed at last can carry a dial that began at start: a handshake
+// since the dial began, or a session still young enough not to need one.
+// A slow dial over such a session (a busy peer) is left alone.
+func sessionUsable(last, start, now time.Time) bool {
+	if last.IsZero() {
+		return false
+	}
+	return last.After(start) || now.Sub(last) < rekeyAfter
+}
+
+// lastHandshake returns the key of the peer with address ip and when its
+// last WireGuard handshake completed (zero: never); ok is false if no
+// such peer is known.
+func (n *Node) lastHandshake(ctx context.Context, ip netip.Addr) (k key.NodePublic, last time.Time, ok bool) {
 	st, err := n.lc.Status(ctx)
 	if err != nil {
-		return k, false, false
+		return k, last, false
 	}
 	for _, p := range st.Peer {
 		for _, a := range p.TailscaleIPs {
 			if a == ip {
-				return p.PublicKey, p.LastHandshake.After(t), true
+				return p.PublicKey, p.LastHandshake, true
 			}
 		}
 	}
-	return k, false, false
+	return k, last, false
 }

@@ -63,3 +63,25 @@ func TestLostHandshakeRetriedSoon(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionUsable: the watch leaves a session alone when it has a
+// handshake since the dial began or one young enough to need none; it
+// resets only a peer with no session, or one whose rekey may be lost.
+func TestSessionUsable(t *testing.T) {
+	now := time.Now()
+	start := now.Add(-time.Second)
+	for _, tc := range []struct {
+		name string
+		last time.Time
+		want bool
+	}{
+		{"never", time.Time{}, false},
+		{"since the dial began", now.Add(-500 * time.Millisecond), true},
+		{"a minute before the dial", now.Add(-time.Minute), true},
+		{"past rekey time", now.Add(-3 * time.Minute), false},
+	} {
+		if got := node.SessionUsable(tc.last, start, now); got != tc.want {
+			t.Errorf("%s: sessionUsable = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
