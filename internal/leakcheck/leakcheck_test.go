@@ -90,8 +90,13 @@ func TestMarkStarted(t *testing.T) {
 	stop := make(chan struct{})
 	defer close(stop)
 	go blockedForever(stop)
-	got := m.Started()
-	if len(got) != 1 || !strings.Contains(got[0], "blockedForever") {
-		t.Fatalf("Started = %q, want the one goroutine in blockedForever", got)
+	// Until it is scheduled, the new goroutine's stack shows only the go
+	// statement's wrapper (CI caught it "runnable" there).
+	var got []string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if got = m.Started(); len(got) == 1 && strings.Contains(got[0], "blockedForever") {
+			return
+		}
 	}
+	t.Fatalf("Started = %q, want the one goroutine in blockedForever", got)
 }
