@@ -19,9 +19,9 @@ func setDetached(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 }
 
-// hangupSink receives the signals unignoreForChildren takes over; no one
+// ignoredSink receives the signals unignoreForChildren takes over; no one
 // reads it, and a full channel drops them, so they stay without effect.
-var hangupSink = make(chan os.Signal, 1)
+var ignoredSink = make(chan os.Signal, 1)
 
 // unignoreForChildren makes sure the commands the agent starts get the
 // default action for SIGHUP and SIGINT. A process started with a signal
@@ -35,7 +35,7 @@ var hangupSink = make(chan os.Signal, 1)
 func unignoreForChildren() {
 	for _, sig := range []os.Signal{syscall.SIGHUP, syscall.SIGINT} {
 		if signal.Ignored(sig) {
-			signal.Notify(hangupSink, sig)
+			signal.Notify(ignoredSink, sig)
 		}
 	}
 }
@@ -48,8 +48,8 @@ func startPTY(wg *sync.WaitGroup, cmd *exec.Cmd, ch gossh.Channel, req *ptyReque
 	}
 	cmd.Env = mergeEnv(cmd.Env, []string{"SSH_TTY=" + tty.Name()})
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-	// Setctty makes tty (the child's stdin, Ctty 0) its controlling terminal.
 	unignoreForChildren()
+	// Setctty makes tty (the child's stdin, Ctty 0) its controlling terminal.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	err = cmd.Start()
 	tty.Close()
